@@ -1,0 +1,63 @@
+# MedAI Flow: one entry point for humans and CI.
+#   make serve   run the service locally on the bundled model (http://127.0.0.1:7071/api/v1/docs)
+#   make test    install everything the tests need, then lint, scan and run the whole test suite
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP_RUNTIME := $(VENV)/.runtime-installed
+STAMP_DEV := $(VENV)/.dev-installed
+STAMP_NODE := node_modules/.installed
+REPORTS := reports
+HOST ?= 127.0.0.1
+PORT ?= 7071
+
+.PHONY: help serve test lint scan pytest lock model clean
+
+help:
+	@sed -n 's/^#   //p' Makefile
+
+$(PY):
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required (the Azure Functions runtime version)"'
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(STAMP_RUNTIME): requirements.txt | $(PY)
+	$(PIP) install --quiet -r requirements.txt
+	touch $@
+
+$(STAMP_DEV): $(STAMP_RUNTIME) requirements-dev.txt
+	$(PIP) install --quiet -r requirements.txt -r requirements-dev.txt
+	touch $@
+
+$(STAMP_NODE): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+serve: $(STAMP_RUNTIME)  ## local development: authentication explicitly off, loudly
+	MEDAI_ENVIRONMENT=local MEDAI_AUTH_MODE=none $(PY) -m service --host $(HOST) --port $(PORT)
+
+lint: $(STAMP_DEV)
+	$(PY) -m flake8 .
+
+scan: $(STAMP_DEV)
+	$(PY) -m bandit -q -c bandit.yaml -r function_app.py inference security service infra compliance tools
+
+pytest: $(STAMP_DEV) $(STAMP_NODE)
+	mkdir -p $(REPORTS)
+	$(PY) -m pytest --junitxml=$(REPORTS)/junit.xml $(PYTEST_ARGS)
+
+test: lint scan pytest
+
+lock: $(PY)  ## recompile the pinned requirements from requirements*.in
+	$(PIP) install --quiet pip-tools
+	$(VENV)/bin/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links -o requirements.txt requirements.in
+	$(VENV)/bin/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links -o requirements-dev.txt requirements-dev.in
+
+model: $(STAMP_DEV)  ## regenerate the bundled default model
+	$(PY) tools/make_default_model.py
+
+clean:
+	rm -rf $(VENV) node_modules $(REPORTS) .pytest_cache

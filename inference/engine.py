@@ -1,0 +1,226 @@
+"""The inference pipeline: decode, validate, preprocess, run, postprocess.
+
+Every edge (HTTP, blob trigger, CLI) calls :class:`InferenceEngine`, so the
+same body gives the same JSON everywhere. The work is split in two stages so a
+server can overlap them across cores:
+
+* :meth:`InferenceEngine.prepare`: decode, validate and preprocess the first
+  frame (CPU work in numpy, Pillow and pydicom; fails fast on bad input);
+* :meth:`InferenceEngine.execute`: run the model on every frame the
+  multi-frame policy selects (further frames are preprocessed here, one at a
+  time, so memory holds one frame), then postprocess.
+
+:meth:`InferenceEngine.predict` does both in one call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .decode import decode
+from .image import DecodedImage
+from .models import LoadedModel, ModelRegistry
+from .postprocess import postprocess
+from .preprocess import PreparedFrame, prepare_frame
+from .settings import Settings
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """Per-request options.
+
+    Attributes:
+        top_k: Classification: number of classes returned (manifest default when None).
+        include_mask: Segmentation: include the label map as a base64 PNG.
+    """
+
+    top_k: int | None = None
+    include_mask: bool = False
+
+
+@dataclass
+class Job:
+    """One inference request travelling through the stages."""
+
+    request_id: str
+    model: LoadedModel
+    image: DecodedImage
+    input_sha256: str
+    input_bytes: int
+    options: PredictOptions
+    first: PreparedFrame
+    timings: dict[str, float] = field(default_factory=dict)
+    predictions: list[dict[str, Any]] = field(default_factory=list)
+
+
+def new_request_id() -> str:
+    """A fresh correlation id."""
+    return uuid.uuid4().hex
+
+
+class InferenceEngine:
+    """The service core, host-agnostic.
+
+    Args:
+        settings: Service settings.
+        registry: The model cache; one is created from ``settings`` when omitted.
+        instance_ref: Turns a SOP Instance UID into an opaque reference (a keyed
+            hash from :mod:`security`); without one, no instance reference is
+            returned at all.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        registry: ModelRegistry | None = None,
+        instance_ref: Callable[[str], str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry or ModelRegistry(settings)
+        self._instance_ref = instance_ref
+
+    def model(self, name: str | None) -> LoadedModel:
+        """The named (or default) model, loaded and warm."""
+        return self.registry.get(name or self.settings.models.default_model)
+
+    def prepare(
+        self,
+        model_name: str | None,
+        data: bytes,
+        *,
+        media_type_hint: str | None = None,
+        options: PredictOptions | None = None,
+        request_id: str | None = None,
+    ) -> Job:
+        """Stage 1: decode the body and preprocess its first frame.
+
+        Raises:
+            ServiceError: ``ModelNotFound`` or a 4xx decoding error.
+        """
+        model = self.model(model_name)
+        started = time.perf_counter()
+        image = decode(
+            data,
+            limits=self.settings.limits,
+            imaging=self.settings.imaging,
+            media_type_hint=media_type_hint,
+        )
+        decoded = time.perf_counter()
+        first = prepare_frame(image, image.frame_indices[0], model.manifest.input, model.fixed_hw)
+        prepared = time.perf_counter()
+        return Job(
+            request_id=request_id or new_request_id(),
+            model=model,
+            image=image,
+            input_sha256=hashlib.sha256(data).hexdigest(),
+            input_bytes=len(data),
+            options=options or PredictOptions(),
+            first=first,
+            timings={"decode": (decoded - started) * 1000, "preprocess": (prepared - decoded) * 1000},
+        )
+
+    def execute(self, job: Job) -> Job:
+        """Stage 2: run the model on every selected frame and postprocess.
+
+        Returns:
+            ``job`` with its predictions filled in.
+        """
+        model, image, options = job.model, job.image, job.options
+        infer_ms = post_ms = 0.0
+        for position, index in enumerate(image.frame_indices):
+            started = time.perf_counter()
+            frame = job.first if position == 0 else prepare_frame(image, index, model.manifest.input, model.fixed_hw)
+            ready = time.perf_counter()
+            outputs = model.run(frame.tensor)
+            ran = time.perf_counter()
+            prediction = postprocess(
+                model,
+                outputs,
+                frame,
+                pixel_spacing_mm=image.pixel_spacing_mm,
+                top_k=options.top_k,
+                include_mask=options.include_mask,
+            )
+            if frame.voi is not None:
+                prediction["voi"] = frame.voi
+            job.predictions.append(prediction)
+            done = time.perf_counter()
+            if position:
+                job.timings["preprocess"] += (ready - started) * 1000
+            infer_ms += (ran - ready) * 1000
+            post_ms += (done - ran) * 1000
+        job.timings["inference"] = infer_ms
+        job.timings["postprocess"] = post_ms
+        return job
+
+    def result(self, job: Job) -> dict[str, Any]:
+        """The response document of a finished job."""
+        manifest = job.model.manifest
+        return {
+            "request_id": job.request_id,
+            "model": {
+                "name": manifest.name,
+                "version": manifest.version,
+                "sha256": manifest.sha256,
+                "task": manifest.task,
+            },
+            "input": self.describe_input(job),
+            "predictions": job.predictions,
+            "timing_ms": {key: round(value, 3) for key, value in job.timings.items()},
+        }
+
+    def predict(
+        self,
+        model_name: str | None,
+        data: bytes,
+        *,
+        media_type_hint: str | None = None,
+        options: PredictOptions | None = None,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Decode, preprocess, infer and postprocess in one call.
+
+        Returns:
+            The response document (see the README's API section).
+
+        Raises:
+            ServiceError: With a stable code for everything a client can send.
+        """
+        job = self.prepare(
+            model_name, data, media_type_hint=media_type_hint, options=options, request_id=request_id
+        )
+        return self.result(self.execute(job))
+
+    def describe_input(self, job: Job) -> dict[str, Any]:
+        """What the service understood of the input; technical attributes only, no PHI."""
+        image = job.image
+        described: dict[str, Any] = {
+            "media_type": image.media_type,
+            "sha256": job.input_sha256,
+            "bytes": job.input_bytes,
+            "rows": image.rows,
+            "columns": image.columns,
+            "samples_per_pixel": image.samples,
+            "photometric_interpretation": image.photometric,
+            "frames": image.total_frames,
+            "frames_inferred": len(image.frame_indices),
+        }
+        if image.source == "dicom":
+            described.update(
+                {
+                    "modality": image.modality,
+                    "sop_class_uid": image.sop_class_uid,
+                    "transfer_syntax": image.transfer_syntax,
+                    "pixel_spacing_mm": list(image.pixel_spacing_mm) if image.pixel_spacing_mm else None,
+                    "pixel_spacing_source": image.spacing_source,
+                }
+            )
+            if image.instance_uid and self._instance_ref is not None:
+                described["instance_ref"] = self._instance_ref(image.instance_uid)
+        return described

@@ -1,0 +1,425 @@
+"""Models and their warm cache.
+
+One :class:`ModelRegistry` per worker process holds one onnxruntime session per
+model. A session is created once (eagerly at start-up or on first use, per
+``MEDAI_MODEL_LOADING``), after the model file's sha256 has been checked against
+its manifest, and then reused by every request: ``InferenceSession.run`` is
+thread-safe. The bytes that were hashed are the bytes handed to onnxruntime, so
+the file cannot change between the check and the load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigurationError, ModelIntegrityError, ModelLoadError, ModelNotFound, NotReady, ServiceError
+from .manifest import ONNX_TYPES, Manifest, load_manifest
+from .settings import RuntimeSettings, Settings
+
+log = logging.getLogger(__name__)
+
+_BATCHED = {"NCHW": 4, "NHWC": 4}
+_RANK = {"NCHW": 4, "NHWC": 4, "CHW": 3, "HWC": 3, "HW": 2}
+
+# Open Inference Protocol v2 datatype names.
+OIP_DATATYPES = {
+    "float32": "FP32",
+    "float16": "FP16",
+    "float64": "FP64",
+    "uint8": "UINT8",
+    "int8": "INT8",
+    "uint16": "UINT16",
+    "int16": "INT16",
+    "int32": "INT32",
+    "int64": "INT64",
+    "uint32": "UINT32",
+    "uint64": "UINT64",
+    "bool": "BOOL",
+    "str": "BYTES",
+    "object": "BYTES",
+}
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 of a file, hex."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass
+class LoadedModel:
+    """A model whose session exists and whose manifest matched its graph.
+
+    Attributes:
+        manifest: The validated manifest.
+        session: The onnxruntime session (thread-safe ``run``).
+        fixed_hw: The image input's fixed (height, width); None where dynamic.
+        output_names: Outputs in graph order.
+        signature: Inputs and outputs with OIP v2 datatypes and shapes.
+        load_ms: How long creating the session took.
+        warm: Whether the warm-up inference has run.
+    """
+
+    manifest: Manifest
+    session: Any
+    fixed_hw: tuple[int | None, int | None]
+    output_names: list[str]
+    signature: dict[str, list[dict[str, Any]]]
+    constants: dict[str, np.ndarray] = field(default_factory=dict)
+    load_ms: float = 0.0
+    warm: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    def run(self, tensor: np.ndarray) -> dict[str, Any]:
+        """Run the session on one input tensor (plus the manifest's constants).
+
+        Returns:
+            Output name to value (numpy arrays, or lists/dicts for sequences and maps).
+        """
+        feeds = {self.manifest.input.name: tensor, **self.constants}
+        values = self.session.run(None, feeds)
+        return dict(zip(self.output_names, values))
+
+    def warm_up(self) -> None:
+        """Run one inference on a zero input of the right shape."""
+        spec = self.manifest.input
+        height = spec.size[0] if spec.size else (self.fixed_hw[0] or 64)
+        width = spec.size[1] if spec.size else (self.fixed_hw[1] or 64)
+        dims = {"N": 1, "C": spec.channels, "H": height, "W": width}
+        shape = [dims[axis] for axis in spec.layout]
+        tensor = np.zeros(shape, dtype=np.dtype(spec.dtype))
+        self.run(tensor)
+        self.warm = True
+
+    def describe(self) -> dict[str, Any]:
+        """The model's public description (GET /models/{name})."""
+        m = self.manifest
+        return {
+            "name": m.name,
+            "version": m.version,
+            "sha256": m.sha256,
+            "task": m.task,
+            "description": m.description,
+            "labels": list(m.labels),
+            "inputs": self.signature["inputs"],
+            "outputs": self.signature["outputs"],
+            "preprocessing": {
+                "input": m.input.name,
+                "layout": m.input.layout,
+                "channels": m.input.channels,
+                "size": list(m.input.size) if m.input.size else None,
+                "model_fixed_size": [self.fixed_hw[0], self.fixed_hw[1]],
+                "resize": m.input.resize,
+                "dtype": m.input.dtype,
+                "intensity": m.input.intensity,
+                "window": (
+                    {
+                        "center": m.input.window.center,
+                        "width": m.input.window.width,
+                        "priority": m.input.window.priority,
+                    }
+                    if m.input.window
+                    else None
+                ),
+                "range": list(m.input.value_range),
+                "mean": list(m.input.mean),
+                "std": list(m.input.std),
+            },
+            "loaded": True,
+            "warm": self.warm,
+        }
+
+
+@dataclass
+class _Slot:
+    manifest: Manifest
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    model: LoadedModel | None = None
+    error: ServiceError | None = None
+
+
+class ModelRegistry:
+    """The per-process cache of loaded models.
+
+    Args:
+        settings: Service settings (models directory, enabled models, runtime).
+
+    Raises:
+        ConfigurationError: The models directory is missing, two manifests share
+            a name, or an enabled model does not exist.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._slots: dict[str, _Slot] = {}
+        self._discover()
+        self._started = threading.Event()
+        self._loading: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def _discover(self) -> None:
+        cfg = self._settings.models
+        directory = cfg.models_dir
+        if not directory.is_dir():
+            raise ConfigurationError(f"MEDAI_MODELS_DIR: {directory} is not a directory")
+        found: dict[str, Manifest] = {}
+        for path in sorted(directory.glob("*/manifest.json")):
+            manifest = load_manifest(path)
+            if manifest.name in found:
+                raise ConfigurationError(
+                    f"Two manifests declare the model name {manifest.name!r}: "
+                    f"{found[manifest.name].manifest_path} and {path}"
+                )
+            found[manifest.name] = manifest
+        enabled = cfg.enabled or tuple(found)
+        missing = [name for name in enabled if name not in found]
+        if missing:
+            raise ConfigurationError(f"MEDAI_MODELS names unknown model(s) {missing}; found {sorted(found)}")
+        self._slots = {name: _Slot(found[name]) for name in enabled}
+
+    # -- queries -----------------------------------------------------------
+
+    def names(self) -> list[str]:
+        """Names of the served models, sorted."""
+        return sorted(self._slots)
+
+    def manifest(self, name: str) -> Manifest:
+        """The manifest of a served model.
+
+        Raises:
+            ModelNotFound: No served model has that name.
+        """
+        return self._slot(name).manifest
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        """Per model: loaded, warm, and the error code if loading failed."""
+        result = {}
+        for name, slot in sorted(self._slots.items()):
+            result[name] = {
+                "version": slot.manifest.version,
+                "sha256": slot.manifest.sha256,
+                "loaded": slot.model is not None,
+                "warm": bool(slot.model and slot.model.warm),
+                "error": slot.error.code if slot.error else None,
+            }
+        return result
+
+    @property
+    def ready(self) -> bool:
+        """True when every served model is loaded and warmed up."""
+        return bool(self._slots) and all(s.model is not None and s.model.warm for s in self._slots.values())
+
+    # -- loading -----------------------------------------------------------
+
+    def get(self, name: str, *, wait: bool = True) -> LoadedModel:
+        """Return a loaded, warm model, loading it now if needed.
+
+        Args:
+            name: Model name.
+            wait: When False and the model is not loaded yet, raise NotReady
+                instead of loading it on this thread.
+
+        Raises:
+            ModelNotFound: Unknown name.
+            NotReady: ``wait`` is False and the model is still loading.
+            ModelLoadError: The model cannot be loaded.
+        """
+        slot = self._slot(name)
+        if slot.model is not None:
+            return slot.model
+        if not wait and slot.lock.locked():
+            raise NotReady(f"Model {name!r} is loading.", retry_after=2)
+        with slot.lock:
+            if slot.model is None:
+                return self._load(slot)
+            return slot.model
+
+    def load_all(self) -> None:
+        """Load and warm every served model on this thread; failures are recorded, not raised."""
+        for name in self.names():
+            try:
+                self.get(name)
+            except ServiceError:
+                continue  # recorded in the slot; readiness stays false
+
+    def start(self, *, background: bool = True) -> None:
+        """Begin eager loading once per process (idempotent).
+
+        Args:
+            background: Load on a daemon thread so liveness answers meanwhile.
+        """
+        with self._start_lock:
+            if self._started.is_set():
+                return
+            self._started.set()
+            if background:
+                self._loading = threading.Thread(target=self.load_all, name="model-loader", daemon=True)
+                self._loading.start()
+            else:
+                self.load_all()
+
+    def wait_loaded(self, timeout: float | None = None) -> bool:
+        """Block until background loading ends; returns readiness."""
+        if self._loading is not None:
+            self._loading.join(timeout)
+        return self.ready
+
+    def _slot(self, name: str) -> _Slot:
+        slot = self._slots.get(name)
+        if slot is None:
+            raise ModelNotFound(f"No model named {name!r} is served.", available=self.names())
+        return slot
+
+    def _load(self, slot: _Slot) -> LoadedModel:
+        manifest = slot.manifest
+        started = time.perf_counter()
+        try:
+            model = load_model(manifest, self._settings.runtime)
+            if self._settings.models.warmup:
+                model.warm_up()
+            else:
+                model.warm = True
+        except ServiceError as err:
+            slot.error = err
+            log.error("model %s failed to load: %s", manifest.name, err.detail)
+            raise
+        except Exception as err:  # onnxruntime raises its own types on a bad graph
+            slot.error = ModelLoadError(f"Model {manifest.name!r} cannot be loaded.")
+            log.exception("model %s failed to load", manifest.name)
+            raise slot.error from err
+        model.load_ms = (time.perf_counter() - started) * 1000
+        slot.model = model
+        slot.error = None
+        log.info(
+            "model loaded",
+            extra={
+                "model": manifest.name,
+                "model_version": manifest.version,
+                "model_sha256": manifest.sha256,
+                "load_ms": round(model.load_ms, 1),
+            },
+        )
+        return model
+
+
+def session_options(runtime: RuntimeSettings) -> Any:
+    """onnxruntime session options from the runtime settings."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = runtime.intra_op_threads
+    options.inter_op_num_threads = runtime.inter_op_threads
+    options.enable_cpu_mem_arena = runtime.memory_arena
+    options.log_severity_level = 3  # errors only: warnings quote graph internals, not useful to operators
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return options
+
+
+def load_model(manifest: Manifest, runtime: RuntimeSettings) -> LoadedModel:
+    """Verify, load and check one model against its manifest.
+
+    Raises:
+        ModelIntegrityError: The file's sha256 differs from the manifest's.
+        ModelLoadError: The file is missing or the graph does not match the manifest.
+    """
+    import onnxruntime as ort
+
+    try:
+        data = manifest.model_path.read_bytes()
+    except OSError as err:
+        raise ModelLoadError(f"Model {manifest.name!r}: cannot read {manifest.model_path.name}") from err
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != manifest.sha256:
+        raise ModelIntegrityError(
+            f"Model {manifest.name!r}: {manifest.model_path.name} has sha256 {actual}, "
+            f"the manifest says {manifest.sha256}; refusing to load it."
+        )
+    session = ort.InferenceSession(data, sess_options=session_options(runtime), providers=["CPUExecutionProvider"])
+    fixed_hw, constants = check_signature(manifest, session)
+    signature = {
+        "inputs": [_describe_arg(arg) for arg in session.get_inputs()],
+        "outputs": [_describe_arg(arg) for arg in session.get_outputs()],
+    }
+    return LoadedModel(
+        manifest=manifest,
+        session=session,
+        fixed_hw=fixed_hw,
+        output_names=[o.name for o in session.get_outputs()],
+        signature=signature,
+        constants=constants,
+    )
+
+
+def check_signature(manifest: Manifest, session: Any) -> tuple[tuple[int | None, int | None], dict[str, np.ndarray]]:
+    """Check the manifest against the graph; return the fixed H/W and the constant feeds.
+
+    Raises:
+        ModelLoadError: Naming the mismatch.
+    """
+    spec = manifest.input
+    inputs = {arg.name: arg for arg in session.get_inputs()}
+    outputs = [arg.name for arg in session.get_outputs()]
+
+    def fail(message: str) -> ModelLoadError:
+        return ModelLoadError(f"Model {manifest.name!r}: {message}")
+
+    if spec.name not in inputs:
+        raise fail(f"input {spec.name!r} is not an input of the graph (it has {sorted(inputs)})")
+    arg = inputs[spec.name]
+    declared = ONNX_TYPES.get(arg.type)
+    if declared != spec.dtype:
+        raise fail(f"input {spec.name!r} is {arg.type} in the graph but the manifest says {spec.dtype}")
+    shape = list(arg.shape)
+    if len(shape) != _RANK[spec.layout]:
+        raise fail(f"input {spec.name!r} has rank {len(shape)}; layout {spec.layout} needs {_RANK[spec.layout]}")
+    dims = dict(zip(spec.layout, shape))
+    if "N" in dims and isinstance(dims["N"], int) and dims["N"] != 1:
+        raise fail(f"input {spec.name!r} has a fixed batch of {dims['N']}; 1 or dynamic is needed")
+    if "C" in dims and isinstance(dims["C"], int) and dims["C"] != spec.channels:
+        raise fail(f"input {spec.name!r} has {dims['C']} channels in the graph; the manifest says {spec.channels}")
+    fixed_h = dims["H"] if isinstance(dims.get("H"), int) else None
+    fixed_w = dims["W"] if isinstance(dims.get("W"), int) else None
+    if spec.size and ((fixed_h and fixed_h != spec.size[0]) or (fixed_w and fixed_w != spec.size[1])):
+        raise fail(f"input.size {list(spec.size)} contradicts the graph's fixed size {[fixed_h, fixed_w]}")
+
+    constants: dict[str, np.ndarray] = {}
+    for name in inputs:
+        if name == spec.name:
+            continue
+        if name not in manifest.constants:
+            raise fail(f"graph input {name!r} is neither the image input nor a manifest constant")
+        c = manifest.constants[name]
+        try:
+            constants[name] = np.asarray(c.value, dtype=np.dtype(c.dtype)).reshape(c.shape)
+        except (TypeError, ValueError) as err:
+            raise fail(f"constant {name!r} does not match its dtype and shape") from err
+    unknown = set(manifest.constants) - set(inputs)
+    if unknown:
+        raise fail(f"constants {sorted(unknown)} are not inputs of the graph")
+    if manifest.postprocess.output and manifest.postprocess.output not in outputs:
+        raise fail(f"postprocess.output {manifest.postprocess.output!r} is not an output (it has {outputs})")
+    return (fixed_h, fixed_w), constants
+
+
+def _describe_arg(arg: Any) -> dict[str, Any]:
+    dtype = ONNX_TYPES.get(arg.type)
+    return {
+        "name": arg.name,
+        "datatype": OIP_DATATYPES.get(dtype, arg.type) if dtype else arg.type,
+        "shape": [d if isinstance(d, int) else -1 for d in (arg.shape or [])],
+        "onnx_type": arg.type,
+    }

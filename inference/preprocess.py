@@ -1,0 +1,232 @@
+"""Manifest-driven preprocessing: from a decoded frame to the model's input tensor.
+
+Order of operations for one frame:
+
+1. **Intensity.** ``modality`` models receive modality values (Hounsfield units
+   for CT) unchanged; they need a greyscale DICOM. ``display`` models receive
+   values in [0, 1]:
+
+   * greyscale DICOM goes through VOI, chosen in this order (the VOI precedence
+     policy): the manifest's window when its priority is ``model``; the file's
+     VOI LUT Sequence (first item); the file's first Window Center/Width pair
+     with its VOI LUT Function; the manifest's window when its priority is
+     ``default``; finally the frame's own minimum and maximum. MONOCHROME1 is
+     then inverted (``1 - v``) so that a higher value is always brighter;
+   * colour DICOM, PNG and JPEG are divided by their full-scale value (255,
+     65535 for 16-bit PNG, ``2**BitsStored - 1`` for DICOM).
+
+2. **Channels.** RGB to one channel uses ITU-R BT.601 luma
+   (0.299 R + 0.587 G + 0.114 B, as Pillow's ``L`` conversion); one channel to
+   three replicates it.
+3. **Size.** Resized (per channel, in float, by Pillow) to the manifest's size,
+   else to the model's fixed height and width, else kept native.
+4. **Scaling.** ``display`` values are mapped to the manifest's ``range``, then
+   ``(x - mean) / std`` per channel.
+5. **Layout and dtype.** Transposed to the manifest's layout, a batch axis
+   added where the layout has one, and cast to the model's input dtype
+   (``uint8`` is rounded and clipped).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .errors import UnprocessableImage
+from .image import DecodedImage, Window
+from .manifest import InputSpec
+
+_RESAMPLE = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX,
+}
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+class IncompatibleInput(UnprocessableImage):
+    code = "incompatible_input"
+    title = "This image cannot be used with this model"
+
+
+@dataclass(frozen=True)
+class PreparedFrame:
+    """One frame ready for ``session.run``.
+
+    Attributes:
+        frame: Index of the frame in the object.
+        tensor: The model input, already in layout and dtype.
+        original_hw: (rows, columns) of the decoded frame.
+        model_hw: (height, width) the model sees.
+        voi: How intensities were windowed (``display`` models), for the response.
+    """
+
+    frame: int
+    tensor: np.ndarray
+    original_hw: tuple[int, int]
+    model_hw: tuple[int, int]
+    voi: dict[str, Any] | None
+
+
+def prepare_frame(
+    image: DecodedImage,
+    frame_index: int,
+    spec: InputSpec,
+    fixed_hw: tuple[int | None, int | None],
+) -> PreparedFrame:
+    """Turn frame ``frame_index`` of ``image`` into the model's input tensor.
+
+    Args:
+        image: The decoded image.
+        frame_index: Which frame of the object.
+        spec: The manifest's input specification.
+        fixed_hw: The model's fixed height and width (None where dynamic).
+
+    Raises:
+        IncompatibleInput: A ``modality`` model was sent an image without
+            modality values (PNG, JPEG or colour DICOM).
+    """
+    frame = image.frame(frame_index)
+    voi: dict[str, Any] | None = None
+    if spec.intensity == "modality":
+        if not image.has_modality_values:
+            raise IncompatibleInput(
+                "This model reads modality values (such as CT Hounsfield units) and needs a greyscale DICOM "
+                f"image; a {image.source.upper()} {image.photometric} image has none.",
+            )
+        values = frame.astype(np.float32, copy=True)
+    else:
+        values, voi = display_values(image, frame, spec)
+
+    values = _adapt_channels(values, spec.channels)
+    target = (spec.size[0], spec.size[1]) if spec.size else (fixed_hw[0] or image.rows, fixed_hw[1] or image.columns)
+    if target != (values.shape[0], values.shape[1]):
+        values = _resize(values, target, spec.resize)
+
+    if spec.intensity == "display" and spec.value_range != (0.0, 1.0):
+        low, high = spec.value_range
+        values = values * np.float32(high - low) + np.float32(low)
+    mean = np.asarray(spec.mean, dtype=np.float32)
+    std = np.asarray(spec.std, dtype=np.float32)
+    if np.any(mean != 0) or np.any(std != 1):
+        values = (values - mean) / std
+
+    tensor = _to_layout(values, spec.layout)
+    tensor = _cast(tensor, spec.dtype)
+    return PreparedFrame(
+        frame=frame_index,
+        tensor=tensor,
+        original_hw=(image.rows, image.columns),
+        model_hw=target,
+        voi=voi,
+    )
+
+
+def display_values(image: DecodedImage, frame: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, dict | None]:
+    """Map a frame to display values in [0, 1] (see the module docstring).
+
+    Returns:
+        The values (float32, same shape as ``frame``) and, for greyscale DICOM,
+        a description of the VOI applied.
+    """
+    if not image.has_modality_values:
+        scale = np.float32(1.0 / image.full_scale) if image.full_scale else np.float32(1.0)
+        return np.clip(frame * scale, 0.0, 1.0).astype(np.float32, copy=False), None
+
+    window: Window | None = None
+    manifest_window = spec.window
+    voi: dict[str, Any]
+    if manifest_window is not None and manifest_window.priority == "model":
+        window = Window(manifest_window.center, manifest_window.width, "LINEAR", "model")
+    elif image.voi_lut is not None:
+        lut = image.voi_lut
+        index = np.clip(np.rint(frame).astype(np.int64) - lut.first_mapped, 0, lut.table.size - 1)
+        values = lut.table[index] / float(2**lut.bits - 1)
+        voi = {"source": "file_voi_lut"}
+        return _invert_if_monochrome1(values.astype(np.float32), image), voi
+    elif image.windows:
+        window = image.windows[0]
+    elif manifest_window is not None:
+        window = Window(manifest_window.center, manifest_window.width, "LINEAR", "model_default")
+
+    if window is None:
+        low, high = float(frame.min()), float(frame.max())
+        values = (frame - low) / (high - low) if high > low else np.zeros_like(frame)
+        voi = {"source": "min_max", "low": low, "high": high}
+    else:
+        values = apply_window(frame, window)
+        voi = {"source": window.source, "center": window.center, "width": window.width, "function": window.function}
+    return _invert_if_monochrome1(values.astype(np.float32, copy=False), image), voi
+
+
+def apply_window(values: np.ndarray, window: Window) -> np.ndarray:
+    """Apply a VOI window with output range [0, 1] (PS3.3 C.11.2.1.2.1 and C.11.2.1.3.2).
+
+    Args:
+        values: Modality values.
+        window: Center, width and VOI LUT Function.
+
+    Returns:
+        float64 values in [0, 1].
+    """
+    x = values.astype(np.float64, copy=False)
+    c, w = window.center, window.width
+    if window.function == "SIGMOID":
+        return 1.0 / (1.0 + np.exp(-4.0 * (x - c) / w))
+    if window.function == "LINEAR_EXACT":
+        return np.clip((x - c) / w + 0.5, 0.0, 1.0)
+    # LINEAR: below c - 0.5 - (w-1)/2 -> 0; above c - 0.5 + (w-1)/2 -> 1.
+    if w <= 1:
+        return (x > c - 0.5).astype(np.float64)
+    return np.clip((x - (c - 0.5)) / (w - 1) + 0.5, 0.0, 1.0)
+
+
+def _invert_if_monochrome1(values: np.ndarray, image: DecodedImage) -> np.ndarray:
+    return (1.0 - values) if image.photometric == "MONOCHROME1" else values
+
+
+def _adapt_channels(values: np.ndarray, channels: int) -> np.ndarray:
+    have = values.shape[2]
+    if have == channels:
+        return values
+    if channels == 1:
+        return (values @ _LUMA)[:, :, np.newaxis].astype(np.float32, copy=False)
+    return np.repeat(values, channels, axis=2)
+
+
+def _resize(values: np.ndarray, size: tuple[int, int], method: str) -> np.ndarray:
+    height, width = size
+    resample = _RESAMPLE[method]
+    planes = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(values[:, :, c], dtype=np.float32), mode="F").resize(
+                (width, height), resample
+            ),
+            dtype=np.float32,
+        )
+        for c in range(values.shape[2])
+    ]
+    return np.stack(planes, axis=2)
+
+
+def _to_layout(values: np.ndarray, layout: str) -> np.ndarray:
+    if layout == "NCHW":
+        return np.ascontiguousarray(values.transpose(2, 0, 1)[np.newaxis])
+    if layout == "NHWC":
+        return np.ascontiguousarray(values[np.newaxis])
+    if layout == "CHW":
+        return np.ascontiguousarray(values.transpose(2, 0, 1))
+    if layout == "HWC":
+        return np.ascontiguousarray(values)
+    return np.ascontiguousarray(values[:, :, 0])  # HW
+
+
+def _cast(tensor: np.ndarray, dtype: str) -> np.ndarray:
+    if dtype == "uint8":
+        return np.clip(np.rint(tensor), 0, 255).astype(np.uint8)
+    return tensor.astype(np.dtype(dtype), copy=False)

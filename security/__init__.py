@@ -1,0 +1,1 @@
+"""Authentication, secrets, PHI protection and the audit trail."""

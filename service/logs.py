@@ -1,0 +1,66 @@
+"""Logging: JSON lines, quiet third-party loggers, nothing sensitive.
+
+Under the Azure Functions host the worker owns the root handler and forwards
+records to Application Insights; there we only set levels. Elsewhere (the local
+server, tests) one JSON-lines handler on stderr is installed.
+
+Third-party loggers that can quote request URLs (which may embed blob names)
+or element values are held at WARNING or silenced (pydicom: see
+:mod:`inference.dicom`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from inference.settings import Settings
+
+_QUIET = {
+    "azure": logging.WARNING,
+    "azure.core.pipeline.policies.http_logging_policy": logging.WARNING,
+    "azure.identity": logging.WARNING,
+    "urllib3": logging.WARNING,
+    "PIL": logging.WARNING,
+    "onnxruntime": logging.WARNING,
+    "multipart": logging.WARNING,
+}
+_STANDARD = set(vars(logging.makeLogRecord({})))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, with the ``extra`` fields kept as fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and key not in entry and key != "message":
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(settings: Settings, *, install_handler: bool = True) -> None:
+    """Set levels and, unless the host owns logging, install the JSON handler.
+
+    Args:
+        settings: For the root level.
+        install_handler: False under the Functions host (its handler stays).
+    """
+    root = logging.getLogger()
+    root.setLevel(settings.log_level)
+    if install_handler and not any(getattr(h, "_medai", False) for h in root.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonFormatter())
+        handler._medai = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    for name, level in _QUIET.items():
+        logging.getLogger(name).setLevel(max(level, root.level))

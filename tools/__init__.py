@@ -1,0 +1,1 @@
+"""Repository tools: generators of committed files (run from the repository root)."""
