@@ -50,7 +50,8 @@ from .errors import (
     CorruptPixelData,
     MultiframeNotSupported,
     NoPixelData,
-    UnprocessableImage,
+    ServiceError,
+    UnsupportedPhotometric,
     UnsupportedSopClass,
     UnsupportedTransferSyntax,
 )
@@ -68,6 +69,9 @@ _pydicom_log = logging.getLogger("pydicom")
 _pydicom_log.handlers[:] = [logging.NullHandler()]
 _pydicom_log.propagate = False
 _pydicom_log.setLevel(logging.CRITICAL + 1)
+# Its Python warnings can quote values too. Filters are process-wide and set once here:
+# ``warnings.catch_warnings`` is not thread-safe, and requests decode on several threads.
+warnings.filterwarnings("ignore", module=r"pydicom(\.|$)")
 
 DEFLATED = "1.2.840.10008.1.2.1.99"
 
@@ -82,11 +86,6 @@ _SUPPORTED_PHOTOMETRIC = {
     "PALETTE COLOR",
 }
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
-
-
-class UnsupportedPhotometric(UnprocessableImage):
-    code = "unsupported_photometric_interpretation"
-    title = "The DICOM photometric interpretation is not supported"
 
 
 def decode_dicom(data: bytes, *, limits: LimitSettings, imaging: ImagingSettings) -> DecodedImage:
@@ -109,6 +108,19 @@ def decode_dicom(data: bytes, *, limits: LimitSettings, imaging: ImagingSettings
     if transfer_syntax == DEFLATED:
         _check_inflated_size(data, limits.max_decoded_bytes)
     ds = _read(data)
+    try:
+        return _decode_dataset(ds, transfer_syntax, limits=limits, imaging=imaging)
+    except ServiceError:
+        raise
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as err:  # pydicom converts elements lazily: a malformed element raises on first access
+        raise CorruptImage("The DICOM header holds a malformed element.") from err
+
+
+def _decode_dataset(
+    ds: Dataset, transfer_syntax: str | None, *, limits: LimitSettings, imaging: ImagingSettings
+) -> DecodedImage:
     transfer_syntax = str(ds.file_meta.get("TransferSyntaxUID", transfer_syntax or "")) or None
     if not transfer_syntax:
         raise CorruptImage("The DICOM file meta information has no Transfer Syntax UID.")
@@ -205,9 +217,7 @@ class _FrameLoader:
     def _decode(self, index: int) -> np.ndarray:
         ds = self._ds
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                arr, meta = self._decoder.as_array(ds, index=index if self._frames > 1 else None, as_rgb=True)
+            arr, meta = self._decoder.as_array(ds, index=index if self._frames > 1 else None, as_rgb=True)
         except (MemoryError, KeyboardInterrupt):
             raise
         except Exception as err:  # any decoder failure on client bytes is a client error
@@ -304,9 +314,7 @@ def _check_inflated_size(data: bytes, limit: int) -> None:
 
 def _read(data: bytes) -> Dataset:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return pydicom.dcmread(io.BytesIO(data), force=False)
+        return pydicom.dcmread(io.BytesIO(data), force=False)
     except (MemoryError, KeyboardInterrupt):
         raise
     except Exception as err:  # anything the parser raises on client bytes is a client error
@@ -426,9 +434,7 @@ def _voi_lut(ds: Dataset) -> VoiLut | None:
         descriptor = [int(v) for v in items[0].LUTDescriptor]
         bits = descriptor[2]
         probe = np.arange(descriptor[1], descriptor[1] + (descriptor[0] or 65536), dtype=np.int64)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            table = apply_voi(probe, ds, 0).astype(np.float64)
+        table = apply_voi(probe, ds, 0).astype(np.float64)
     except (MemoryError, KeyboardInterrupt):
         raise
     except Exception:

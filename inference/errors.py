@@ -160,11 +160,14 @@ class MultiframeNotSupported(UnprocessableImage):
     title = "Multi-frame images are refused by the configured policy"
 
 
-class TooManyRequests(ClientError):
-    code = "too_many_requests"
-    status = 429
-    title = "Too many failed attempts"
-    retryable = True
+class UnsupportedPhotometric(UnprocessableImage):
+    code = "unsupported_photometric_interpretation"
+    title = "The DICOM photometric interpretation is not supported"
+
+
+class IncompatibleInput(UnprocessableImage):
+    code = "incompatible_input"
+    title = "This image cannot be used with this model"
 
 
 # --- service errors (5xx) -------------------------------------------------
@@ -223,6 +226,11 @@ class ConfigurationError(ServiceError):
     title = "The service is misconfigured"
 
 
+class MissingSecret(ConfigurationError):
+    code = "missing_secret"
+    title = "A required secret is missing"
+
+
 class InternalError(ServiceError):
     """An unexpected failure; its cause is logged, never returned."""
 
@@ -276,7 +284,7 @@ def problem_details(
 def all_error_types() -> list[type[ServiceError]]:
     """Every concrete error class, for documentation and tests."""
     seen: list[type[ServiceError]] = []
-    stack: list[type[ServiceError]] = [ServiceError]
+    stack: list[type[ServiceError]] = list(ServiceError.__subclasses__())
     while stack:
         cls = stack.pop()
         if cls not in seen:

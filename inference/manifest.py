@@ -20,7 +20,8 @@ A model is a directory holding an ``.onnx`` file and a ``manifest.json``::
         "intensity": "display",              # display (VOI window -> [0,1]) | modality (e.g. HU)
         "window": {"center": 40, "width": 400, "priority": "model"},   # optional
         "range": [0, 1],                     # display values mapped to [lo, hi]
-        "mean": [0.0], "std": [1.0]          # per channel, after range
+        "mean": [0.0], "std": [1.0],         # per channel, after range
+        "modalities": ["CT"]                 # optional: DICOM Modality values accepted
       },
       "constants": {"other_input": {"dtype": "float32", "shape": [1], "value": [1.0]}},
       "labels": ["air", "soft tissue", "bone"],
@@ -96,6 +97,7 @@ class InputSpec:
     value_range: tuple[float, float] = (0.0, 1.0)
     mean: tuple[float, ...] = (0.0,)
     std: tuple[float, ...] = (1.0,)
+    modalities: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -215,6 +217,9 @@ def parse_manifest(raw: dict[str, Any], *, base_dir: Path, manifest_path: Path |
     std = _per_channel(spec.get("std", [1.0]), channels, "input.std")
     if any(s == 0 for s in std):
         raise ValueError("input.std must not contain 0")
+    modalities = spec.get("modalities") or []
+    if not isinstance(modalities, list) or not all(isinstance(m, str) and m for m in modalities):
+        raise ValueError("input.modalities must be a list of DICOM Modality values, e.g. [\"CT\"]")
 
     constants = {}
     for cname, c in (raw.get("constants") or {}).items():
@@ -257,6 +262,7 @@ def parse_manifest(raw: dict[str, Any], *, base_dir: Path, manifest_path: Path |
             value_range=(value_range[0], value_range[1]),
             mean=mean,
             std=std,
+            modalities=tuple(m.upper() for m in modalities),
         ),
         constants=constants,
         labels=labels,

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .errors import UnprocessableImage
+from .errors import IncompatibleInput
 from .image import DecodedImage, Window
 from .manifest import InputSpec
 
@@ -47,11 +47,6 @@ _RESAMPLE = {
     "box": Image.Resampling.BOX,
 }
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-
-
-class IncompatibleInput(UnprocessableImage):
-    code = "incompatible_input"
-    title = "This image cannot be used with this model"
 
 
 @dataclass(frozen=True)
@@ -91,14 +86,10 @@ def prepare_frame(
         IncompatibleInput: A ``modality`` model was sent an image without
             modality values (PNG, JPEG or colour DICOM).
     """
+    check_compatible(image, spec)
     frame = image.frame(frame_index)
     voi: dict[str, Any] | None = None
     if spec.intensity == "modality":
-        if not image.has_modality_values:
-            raise IncompatibleInput(
-                "This model reads modality values (such as CT Hounsfield units) and needs a greyscale DICOM "
-                f"image; a {image.source.upper()} {image.photometric} image has none.",
-            )
         values = frame.astype(np.float32, copy=True)
     else:
         values, voi = display_values(image, frame, spec)
@@ -125,6 +116,27 @@ def prepare_frame(
         model_hw=target,
         voi=voi,
     )
+
+
+def check_compatible(image: DecodedImage, spec: InputSpec) -> None:
+    """Refuse an image the model cannot meaningfully read.
+
+    Raises:
+        IncompatibleInput: The manifest restricts DICOM modalities and this one is
+            not among them, or a ``modality`` model was sent an image without
+            modality values.
+    """
+    if spec.modalities and image.source == "dicom" and (image.modality or "").upper() not in spec.modalities:
+        raise IncompatibleInput(
+            f"This model accepts DICOM modalities {', '.join(spec.modalities)}; "
+            f"the image's Modality is {image.modality or '(missing)'}.",
+            accepted_modalities=list(spec.modalities),
+        )
+    if spec.intensity == "modality" and not image.has_modality_values:
+        raise IncompatibleInput(
+            "This model reads modality values (such as CT Hounsfield units) and needs a greyscale DICOM "
+            f"image; a {image.source.upper()} {image.photometric} image has none.",
+        )
 
 
 def display_values(image: DecodedImage, frame: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, dict | None]:

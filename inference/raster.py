@@ -32,6 +32,11 @@ from .settings import ImagingSettings, LimitSettings
 
 _FORMATS = {sniff.PNG: ("PNG",), sniff.JPEG: ("JPEG",)}
 
+# Pillow warns (and does not refuse) between MAX_IMAGE_PIXELS and twice that. The size check
+# below refuses those images anyway (MEDAI_MAX_PIXELS is capped at Pillow's limit), so the
+# warning is noise. Set once, process-wide: ``warnings.catch_warnings`` is not thread-safe.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
 
 def decode_raster(
     data: bytes,
@@ -48,23 +53,21 @@ def decode_raster(
             decompression-bomb guard fired.
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=_FORMATS[media_type])
-            width, height = image.size
-            check_image_geometry(
-                rows=height,
-                columns=width,
-                frames=1,
-                samples=len(image.getbands()),
-                bytes_per_sample=2 if image.mode.startswith("I") else 1,
-                limits=limits,
-            )
-            image.load()
-            image = ImageOps.exif_transpose(image)
+        image = Image.open(io.BytesIO(data), formats=_FORMATS[media_type])
+        width, height = image.size
+        check_image_geometry(
+            rows=height,
+            columns=width,
+            frames=1,
+            samples=len(image.getbands()),
+            bytes_per_sample=2 if image.mode.startswith("I") else 1,
+            limits=limits,
+        )
+        image.load()
+        image = ImageOps.exif_transpose(image)
     except ImageTooLarge:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+    except Image.DecompressionBombError as err:
         raise ImageTooLarge("The image declares more pixels than the decoder accepts.") from err
     except (MemoryError, KeyboardInterrupt):
         raise

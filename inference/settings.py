@@ -27,6 +27,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 """The repository (or deployed ``wwwroot``) directory."""
 
 MiB = 1024 * 1024
+PILLOW_MAX_IMAGE_PIXELS = 89_478_485
+"""Pillow's default decompression-bomb threshold; the pixel limit may not exceed it."""
 
 
 def _s(env: str, doc: str, default: Any = dataclasses.MISSING, **kw: Any) -> Any:
@@ -357,6 +359,10 @@ class Settings:
         ):
             if value <= 0:
                 raise ConfigurationError(f"{name} must be positive")
+        if self.limits.max_pixels > PILLOW_MAX_IMAGE_PIXELS:
+            raise ConfigurationError(
+                f"MEDAI_MAX_PIXELS may not exceed {PILLOW_MAX_IMAGE_PIXELS}, Pillow's decompression-bomb threshold"
+            )
         if any(not 0 <= c <= 255 for c in self.imaging.alpha_background) or len(self.imaging.alpha_background) != 3:
             raise ConfigurationError("MEDAI_ALPHA_BACKGROUND must be three integers 0..255, e.g. 0,0,0")
 

@@ -22,15 +22,10 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from inference.errors import ConfigurationError, TransientFailure
+from inference.errors import ConfigurationError, MissingSecret, TransientFailure
 from inference.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-class MissingSecret(ConfigurationError):
-    code = "missing_secret"
-    title = "A required secret is missing"
 
 
 class SecretSource(Protocol):

@@ -119,6 +119,15 @@ class ServiceState:
         return {"name": manifest.name, "version": manifest.version, "sha256": manifest.sha256}
 
 
+async def current_caller(request: Request) -> Caller:
+    """FastAPI dependency: the authenticated caller of this request (401/403 otherwise)."""
+    state: ServiceState = request.app.state.service
+    return await state.authenticate(request)
+
+
+CallerDep = Annotated[Caller, Depends(current_caller)]
+
+
 def _route_kind(request: Request) -> str:
     path = request.url.path
     return "infer" if path.endswith("/infer") else "read"
@@ -177,7 +186,6 @@ def create_app(
 def _router(state: ServiceState) -> APIRouter:
     router = APIRouter(prefix=API_PREFIX)
     settings = state.settings
-    CallerDep = Annotated[Caller, Depends(state.authenticate)]
 
     @router.get("/health/live", tags=["health"], response_model=schemas.Liveness)
     async def live() -> dict[str, Any]:

@@ -103,6 +103,7 @@ def build_manifest(model_bytes: bytes) -> str:
             "resize": "bilinear",
             "dtype": "float32",
             "intensity": "modality",
+            "modalities": ["CT"],
         },
         "labels": LABELS,
         "postprocess": {"output": "labels", "kind": "label_map"},

@@ -1,0 +1,257 @@
+"""Settings, the error tree, output encoding, the CLI, and 'no input gives a 5xx'."""
+
+from __future__ import annotations
+
+import ast
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inference.errors import ConfigurationError, ServiceError, all_error_types, problem_details
+from inference.postprocess import encode_output
+from inference.settings import Settings, describe_settings
+from tests.conftest import INPUTS, ROOT, TEST_MODELS, read_input
+
+# --- settings ----------------------------------------------------------------------------------
+
+
+def test_defaults_are_closed_and_below_the_host_limits():
+    settings = Settings.from_env({})
+    assert settings.environment == "production"
+    assert settings.auth.mode == ("entra", "api-key")
+    assert not settings.auth_disabled
+    assert settings.limits.max_body_bytes < 100 * 1024 * 1024  # the Functions host answers 500-ish above 100 MB
+
+
+def test_auth_can_be_disabled_only_for_local_development():
+    with pytest.raises(ConfigurationError) as info:
+        Settings.from_env({"MEDAI_AUTH_MODE": "none"})
+    assert "MEDAI_AUTH_MODE" in info.value.detail
+    assert Settings.from_env({"MEDAI_AUTH_MODE": "none", "MEDAI_ENVIRONMENT": "local"}).auth_disabled
+    with pytest.raises(ConfigurationError):
+        Settings.from_env({"MEDAI_AUTH_MODE": "none,api-key", "MEDAI_ENVIRONMENT": "local"})
+
+
+def test_dev_secrets_are_refused_outside_local():
+    with pytest.raises(ConfigurationError) as info:
+        Settings.from_env({"MEDAI_DEV_SECRETS_JSON": "{}"})
+    assert "MEDAI_DEV_SECRETS_JSON" in info.value.detail
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"MEDAI_MAX_BODY_BYTES": "lots"},
+        {"MEDAI_MAX_PIXELS": "0"},
+        {"MEDAI_MULTIFRAME": "some"},
+        {"MEDAI_MODEL_WARMUP": "perhaps"},
+        {"MEDAI_ALPHA_BACKGROUND": "1,2"},
+        {"MEDAI_AUTH_MODE": "basic"},
+    ],
+)
+def test_bad_settings_name_the_variable(env):
+    with pytest.raises(ConfigurationError) as info:
+        Settings.from_env(env)
+    assert next(iter(env)) in info.value.detail
+
+
+def test_settings_parse_types():
+    settings = Settings.from_env(
+        {
+            "MEDAI_MODELS": "a, b",
+            "MEDAI_MODEL_WARMUP": "off",
+            "MEDAI_ALPHA_BACKGROUND": "255,255,255",
+            "MEDAI_QUEUE_TIMEOUT_S": "2.5",
+            "MEDAI_ORT_OPTIMIZED_MODEL_DIR": "",
+        }
+    )
+    assert settings.models.enabled == ("a", "b")
+    assert settings.models.warmup is False
+    assert settings.imaging.alpha_background == (255, 255, 255)
+    assert settings.runtime.queue_timeout_s == 2.5
+    assert settings.runtime.optimized_model_dir is None
+
+
+def test_nothing_but_settings_reads_the_environment():
+    offenders = []
+    for path in [*ROOT.glob("inference/*.py"), *ROOT.glob("security/*.py"), *ROOT.glob("service/*.py")]:
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv") and path.name != "settings.py":
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == []
+
+
+def test_readme_configuration_table_is_generated_from_the_settings():
+    readme = (ROOT / "README.md").read_text()
+    for row in describe_settings():
+        assert f"| `{row['env']}` | `{row['default']}` |" in readme, f"{row['env']} missing: make docs"
+
+
+def test_core_does_not_import_hosting_frameworks():
+    code = (
+        "import sys, inference.engine, inference.dicom, inference.raster, inference.__main__\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in "
+        "('azure', 'fastapi', 'starlette', 'uvicorn', 'security', 'service')]\n"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+def test_every_error_has_a_unique_stable_code_and_a_status():
+    types = all_error_types()
+    codes = [cls.code for cls in types]
+    assert len(codes) == len(set(codes))
+    for cls in types:
+        assert 400 <= cls.status < 600
+        assert cls.code.replace("_", "").isalnum() and cls.code.islower()
+
+
+def test_problem_details_of_a_server_error_leak_nothing():
+    error = ConfigurationError("secret path /etc/x and value hunter2")
+    body = problem_details(error, request_id="r1", instance="/api/v1/x")
+    assert "hunter2" not in json.dumps(body)
+    assert body["status"] == 500 and body["request_id"] == "r1" and body["detail"] == error.title
+
+
+def test_problem_details_of_a_client_error_explain():
+    from inference.errors import UnsupportedTransferSyntax
+
+    body = problem_details(UnsupportedTransferSyntax("no decoder for X", transfer_syntax="1.2.3"), request_id="r")
+    assert body["code"] == "unsupported_transfer_syntax" and body["status"] == 415
+    assert body["detail"] == "no decoder for X" and body["transfer_syntax"] == "1.2.3"
+    assert body["type"].endswith("/unsupported_transfer_syntax")
+
+
+def test_errors_survive_copy_and_pickle():
+    import copy
+    import pickle
+
+    from inference.errors import Overloaded
+
+    error = Overloaded("busy", retry_after=7, depth=3)
+    for clone in (copy.copy(error), pickle.loads(pickle.dumps(error))):  # noqa: S301 - our own object
+        assert (clone.detail, clone.retry_after, clone.extra, clone.code) == ("busy", 7, {"depth": 3}, "overloaded")
+
+
+# --- output encoding ------------------------------------------------------------------------------
+
+
+def test_non_finite_floats_use_the_protobuf_json_strings():
+    encoded = encode_output("y", np.array([1.5, np.nan, np.inf, -np.inf], dtype=np.float32))
+    assert encoded["data"] == [1.5, "NaN", "Infinity", "-Infinity"]
+    json.dumps(encoded, allow_nan=False)
+
+
+def test_maps_and_sequences_keep_their_structure():
+    encoded = encode_output("m", [{"a": np.float32(0.25), "b": 1}, np.array([[1, 2]], dtype=np.int64)])
+    assert encoded == {
+        "name": "m",
+        "datatype": "SEQUENCE",
+        "data": [
+            {"datatype": "MAP", "data": [["a", 0.25], ["b", 1]]},
+            {"datatype": "INT64", "shape": [1, 2], "data": [1, 2]},
+        ],
+    }
+
+
+def test_string_and_bool_tensors():
+    assert encode_output("s", np.array(["x", "y"]))["datatype"] == "BYTES"
+    assert encode_output("b", np.array([True, False]))["data"] == [True, False]
+
+
+# --- no client input gives a server error ---------------------------------------------------------
+
+
+def _mutations(data: bytes, rng: random.Random, count: int):
+    for _ in range(count):
+        choice = rng.random()
+        blob = bytearray(data)
+        if choice < 0.4 and len(blob) > 2:
+            yield bytes(blob[: rng.randrange(1, len(blob))])  # truncation
+        elif choice < 0.8:
+            for _ in range(rng.randrange(1, 16)):
+                blob[rng.randrange(len(blob))] = rng.randrange(256)  # byte flips
+            yield bytes(blob)
+        else:
+            start = rng.randrange(len(blob))
+            yield bytes(blob[:start] + bytes(rng.randrange(256) for _ in range(64)) + blob[start:])  # insertion
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name, model",
+    [
+        ("real_CT_small.dcm", "identity-hu"),
+        ("real_MR_small_RLE.dcm", "identity-gray"),
+        ("real_CT_j2k_lossy_693.dcm", "identity-gray"),
+        ("real_SC_jpeg_lossless_sv1.dcm", "identity-rgb"),
+        ("syn_sc_ybr_full.dcm", "identity-rgb"),
+        ("real_image_dfl_deflated.dcm", "identity-gray"),
+        ("png_16bit_ramp.png", "identity-gray"),
+        ("png_palette_trns.png", "identity-rgb"),
+        ("real_fundus_retina.jpg", "light-squeezenet"),
+        ("jpeg_exif_orientation6.jpg", "identity-gray"),
+    ],
+)
+def test_mutated_real_files_never_cause_a_server_error(engine, name, model):
+    rng = random.Random(f"{name}-20261203")  # deterministic
+    outcomes = {"ok": 0}
+    for mutated in _mutations(read_input(name), rng, 60):
+        try:
+            engine.predict(model, mutated)
+            outcomes["ok"] += 1
+        except ServiceError as err:
+            assert err.status < 500, f"{err.code}: {err.detail}"
+            outcomes[err.code] = outcomes.get(err.code, 0) + 1
+    assert sum(outcomes.values()) == 60
+
+
+# --- CLI -----------------------------------------------------------------------------------------
+
+
+def test_cli_prints_the_api_document_and_problem_documents(tmp_path: Path):
+    good, bad = INPUTS / "real_CT_small.dcm", INPUTS / "not_an_image.png"
+    single = subprocess.run(
+        [sys.executable, "-m", "inference", "predict", str(good)], cwd=ROOT, capture_output=True, text=True
+    )
+    assert single.returncode == 0, single.stderr
+    document = json.loads(single.stdout)
+    assert document["model"]["name"] == "ct-tissue-seg"
+    assert {c["label"] for c in document["predictions"][0]["classes"]} == {"air", "soft_tissue", "bone"}
+
+    several = subprocess.run(
+        [sys.executable, "-m", "inference", "predict", str(good), str(bad), "--models-dir", str(TEST_MODELS),
+         "--model", "identity-hu"],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    assert several.returncode == 1
+    lines = [json.loads(line) for line in several.stdout.splitlines()]
+    assert lines[0]["file"] == str(good) and lines[0]["model"]["name"] == "identity-hu"
+    assert lines[1]["status"] == 415 and lines[1]["code"] == "unsupported_media_type"
+
+
+def test_cli_manifest_draft_loads(tmp_path: Path):
+    model = TEST_MODELS / "light-shufflenet" / "model.onnx"
+    out = subprocess.run(
+        [sys.executable, "-m", "inference", "manifest", str(model), "--name", "draft", "--task", "classification"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    target = tmp_path / "draft"
+    target.mkdir()
+    (target / "model.onnx").write_bytes(model.read_bytes())
+    (target / "manifest.json").write_text(out.stdout)
+    from inference.manifest import load_manifest
+
+    manifest = load_manifest(target / "manifest.json")
+    assert (manifest.input.name, manifest.input.channels, manifest.input.layout) == ("gpu_0/data_0", 3, "NCHW")
+    assert manifest.sha256 == __import__("hashlib").sha256(model.read_bytes()).hexdigest()

@@ -1,0 +1,300 @@
+"""Models: manifests, integrity, the warm cache, any ONNX model, and the bundled default model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+
+import numpy as np
+import onnx
+import pydicom
+import pytest
+from onnx import numpy_helper
+
+from inference.engine import InferenceEngine, PredictOptions
+from inference.errors import ConfigurationError, ModelIntegrityError, ModelLoadError, ModelNotFound, ServiceError
+from inference.manifest import load_manifest
+from inference.models import ModelRegistry
+from tests.conftest import DEFAULT_MODELS, INPUTS, TEST_MODELS, make_engine, make_settings, read_input
+from tests.helpers import class_counts, output_tensor
+
+
+def copy_models(tmp_path, *names):
+    for name in names:
+        shutil.copytree(TEST_MODELS / name, tmp_path / name)
+    return tmp_path
+
+
+def edit_manifest(directory, **changes):
+    path = directory / "manifest.json"
+    manifest = json.loads(path.read_text())
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(manifest.get(key), dict):
+            manifest[key].update(value)
+        else:
+            manifest[key] = value
+    path.write_text(json.dumps(manifest))
+
+
+# --- the bundled default model -------------------------------------------------------------
+
+
+def test_default_model_segments_the_real_ct_by_hounsfield_thresholds(default_engine):
+    result = default_engine.predict(None, read_input("real_CT_small.dcm"))
+    # Independent: HU from pydicom's raw pixels and the DICOM rescale, thresholds from the model card.
+    ds = pydicom.dcmread(INPUTS / "real_CT_small.dcm")
+    hu = ds.pixel_array.astype(float) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    expected = {
+        "air": int((hu < -500).sum()),
+        "soft_tissue": int(((hu >= -500) & (hu < 300)).sum()),
+        "bone": int((hu >= 300).sum()),
+    }
+    assert class_counts(result) == expected
+    spacing = [float(v) for v in ds.PixelSpacing]
+    areas = {c["label"]: c["area_mm2"] for c in result["predictions"][0]["classes"]}
+    for label, count in expected.items():
+        assert areas[label] == pytest.approx(count * spacing[0] * spacing[1], abs=1e-3)
+    assert result["model"]["name"] == "ct-tissue-seg"
+    manifest = json.loads((DEFAULT_MODELS / "ct-tissue-seg" / "manifest.json").read_text())
+    assert result["model"]["sha256"] == manifest["sha256"]
+
+
+def test_default_model_refuses_other_modalities_and_raster_images(default_engine):
+    for name in ("real_MR_small_RLE.dcm", "gray_ok_64.jpg"):
+        with pytest.raises(ServiceError) as info:
+            default_engine.predict(None, read_input(name))
+        assert (info.value.status, info.value.code) == (422, "incompatible_input")
+
+
+def test_default_model_mask_png_matches_the_counts(default_engine):
+    import base64
+    import io
+
+    from PIL import Image
+
+    result = default_engine.predict(None, read_input("real_CT_small.dcm"), options=PredictOptions(include_mask=True))
+    mask = np.asarray(Image.open(io.BytesIO(base64.b64decode(result["predictions"][0]["mask_png"]))))
+    assert mask.shape == (128, 128)
+    counts = class_counts(result)
+    assert [int((mask == i).sum()) for i in range(3)] == [counts["air"], counts["soft_tissue"], counts["bone"]]
+
+
+def test_default_model_is_reproducible_from_its_generator():
+    from tools import make_default_model
+
+    for path, content in make_default_model.outputs().items():
+        assert path.read_bytes() == content, f"{path} differs from a fresh build: run make model"
+
+
+def test_test_models_are_reproducible_from_their_generator():
+    from tools import make_test_models
+
+    for path, content in make_test_models.outputs().items():
+        assert path.read_bytes() == content, f"{path} differs: run python tools/make_test_models.py"
+
+
+# --- integrity and manifests ----------------------------------------------------------------
+
+
+def test_sha256_mismatch_refuses_to_load(tmp_path):
+    models = copy_models(tmp_path, "identity-gray")
+    edit_manifest(models / "identity-gray", sha256="0" * 64)
+    engine = make_engine(MEDAI_MODELS_DIR=str(models))
+    assert not engine.registry.ready
+    assert engine.registry.status()["identity-gray"]["error"] == "model_integrity_failed"
+    with pytest.raises(ModelIntegrityError):
+        engine.registry.get("identity-gray")
+
+
+def test_tampered_model_file_refuses_to_load(tmp_path):
+    models = copy_models(tmp_path, "identity-gray")
+    with (models / "identity-gray" / "model.onnx").open("ab") as handle:
+        handle.write(b"\x00")
+    with pytest.raises(ModelIntegrityError):
+        make_engine(MEDAI_MODELS_DIR=str(models)).registry.get("identity-gray")
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"input": {"name": "nope"}}, "not an input of the graph"),
+        ({"input": {"channels": 3}}, "channels"),
+        ({"input": {"dtype": "uint8"}}, "tensor(float)"),
+        ({"input": {"layout": "HWC"}}, "rank"),
+        ({"postprocess": {"output": "missing"}}, "postprocess.output"),
+    ],
+)
+def test_manifest_that_contradicts_the_graph_refuses_to_load(tmp_path, change, message):
+    models = copy_models(tmp_path, "identity-gray")
+    edit_manifest(models / "identity-gray", **change)
+    with pytest.raises(ModelLoadError) as info:
+        make_engine(MEDAI_MODELS_DIR=str(models)).registry.get("identity-gray")
+    assert message in info.value.detail
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"name": "Bad Name"}, "name"),
+        ({"sha256": "abc"}, "sha256"),
+        ({"task": "detection"}, "task"),
+        ({"input": {"layout": "NCWH"}}, "layout"),
+        ({"input": {"std": [0]}}, "std"),
+        ({"file": "../escape.onnx"}, "inside the model's directory"),
+        ({"schema_version": 2}, "schema_version"),
+    ],
+)
+def test_invalid_manifest_is_a_clear_load_error(tmp_path, change, message):
+    models = copy_models(tmp_path, "identity-gray")
+    edit_manifest(models / "identity-gray", **change)
+    with pytest.raises(ModelLoadError) as info:
+        load_manifest(models / "identity-gray" / "manifest.json")
+    assert message in info.value.detail
+
+
+def test_duplicate_model_names_and_unknown_enabled_models_fail_at_start(tmp_path):
+    models = copy_models(tmp_path, "identity-gray")
+    shutil.copytree(models / "identity-gray", models / "copy")
+    with pytest.raises(ConfigurationError):
+        ModelRegistry(make_settings(MEDAI_MODELS_DIR=str(models)))
+    with pytest.raises(ConfigurationError):
+        ModelRegistry(make_settings(MEDAI_MODELS="no-such-model"))
+
+
+def test_unknown_model_is_404(engine):
+    with pytest.raises(ModelNotFound) as info:
+        engine.predict("no-such-model", read_input("gray_ok_64.jpg"))
+    assert info.value.status == 404 and info.value.code == "model_not_found"
+
+
+# --- the warm cache ------------------------------------------------------------------------
+
+
+def test_sessions_are_created_once_and_reused_across_threads(tmp_path):
+    models = copy_models(tmp_path, "identity-gray")
+    engine = InferenceEngine(make_settings(MEDAI_MODELS_DIR=str(models), MEDAI_MODEL_LOADING="lazy"))
+    assert engine.registry.status()["identity-gray"]["loaded"] is False
+    sessions = []
+
+    def call():
+        engine.predict("identity-gray", read_input("gray_ok_64.jpg"))
+        sessions.append(id(engine.registry.get("identity-gray").session))
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(sessions) == 8 and len(set(sessions)) == 1
+    assert engine.registry.ready
+
+
+def test_readiness_needs_every_model_warm(tmp_path):
+    models = copy_models(tmp_path, "identity-gray", "identity-rgb")
+    registry = ModelRegistry(make_settings(MEDAI_MODELS_DIR=str(models)))
+    assert not registry.ready
+    registry.get("identity-gray")
+    assert not registry.ready
+    registry.get("identity-rgb")
+    assert registry.ready
+    assert all(s["warm"] for s in registry.status().values())
+
+
+def test_background_loading_reaches_readiness(tmp_path):
+    models = copy_models(tmp_path, "identity-gray")
+    registry = ModelRegistry(make_settings(MEDAI_MODELS_DIR=str(models)))
+    registry.start(background=True)
+    registry.start(background=True)  # idempotent
+    assert registry.wait_loaded(timeout=30)
+
+
+# --- any ONNX model with a manifest ----------------------------------------------------------
+
+
+def test_classifier_with_fixed_input_resizes_a_large_photo(engine):
+    # onnx_fixed_shape_resize: 1411 x 1411 fundus JPEG into SqueezeNet's fixed 1x3x224x224.
+    result = engine.predict("light-squeezenet", read_input("real_fundus_retina.jpg"), options=PredictOptions(top_k=7))
+    top = result["predictions"][0]["top_k"]
+    assert len(top) == 7 and result["predictions"][0]["classes"] == 1000
+    probabilities = [entry["probability"] for entry in top]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert all(0.0 <= p <= 1.0 for p in probabilities)
+
+
+def test_input_and_output_names_with_slashes(engine):
+    result = engine.predict("light-shufflenet", read_input("gray_ok_64.jpg"))
+    assert len(result["predictions"][0]["top_k"]) == 3
+
+
+def test_alexnet_with_a_0_255_range(engine):
+    result = engine.predict("light-bvlc-alexnet", read_input("real_fundus_microaneurysms_L.png"))
+    assert len(result["predictions"][0]["top_k"]) == 5
+
+
+def test_two_dimensional_model_input(engine):
+    # ort-dataset-mul-1: X [3, 2] * W. Independent: W from the graph, X the resized image.
+    result = engine.predict("ort-dataset-mul-1", read_input("gray_ok_64.jpg"))
+    y = output_tensor(result)
+    assert y.shape == (3, 2)
+    weights = numpy_helper.to_array(onnx.load(TEST_MODELS / "ort-dataset-mul-1" / "model.onnx").graph.initializer[0])
+    x = engine.registry.get("ort-dataset-mul-1")  # the model runs; y / W gives back a [0, 1] image
+    assert x.fixed_hw == (3, 2)
+    np.testing.assert_array_less(-1e-6, y / weights)
+    np.testing.assert_array_less(y / weights, 1 + 1e-6)
+
+
+def test_chw_model_without_batch_axis(engine):
+    result = engine.predict("ort-dataset-sigmoid", read_input("syn_sc_ybr_full.dcm"))
+    y = output_tensor(result)
+    assert y.shape == (3, 4, 5)
+    assert np.all((y >= 0.5) & (y <= 1 / (1 + np.exp(-1)) + 1e-6))  # sigmoid of values in [0, 1]
+
+
+def test_dynamic_segmentation_model_against_an_independent_convolution(engine):
+    # syn-seg-dynamic-gray-nchw: 3x3 conv (pad 1) + sigmoid, threshold 0.5; computed here with numpy.
+    graph = onnx.load(TEST_MODELS / "syn-seg-dynamic-gray-nchw" / "model.onnx").graph
+    params = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    result = engine.predict("syn-seg-dynamic-gray-nchw", read_input("real_fundus_microaneurysms_L.png"))
+    from PIL import Image
+
+    x = np.asarray(Image.open(INPUTS / "real_fundus_microaneurysms_L.png"), dtype=np.float64) / 255
+    padded = np.pad(x, 1)
+    kernel = params["w"][0, 0]
+    conv = sum(kernel[i, j] * padded[i : i + x.shape[0], j : j + x.shape[1]] for i in range(3) for j in range(3))
+    expected_foreground = int(((1 / (1 + np.exp(-(conv + params["b"][0])))) > 0.5).sum())
+    assert class_counts(result) == {"background": x.size - expected_foreground, "foreground": expected_foreground}
+
+
+def test_sequence_of_maps_output_is_serialised_faithfully(engine):
+    result = engine.predict("zipmap-classifier", read_input("gray_ok_64.jpg"))
+    outputs = {o["name"]: o for o in result["predictions"][0]["outputs"]}
+    zipmap = outputs["probability_map"]
+    assert zipmap["datatype"] == "SEQUENCE" and len(zipmap["data"]) == 1
+    pairs = zipmap["data"][0]
+    assert pairs["datatype"] == "MAP"
+    keys = [k for k, _ in pairs["data"]]
+    probabilities = np.array([v for _, v in pairs["data"]])
+    assert keys == [0, 1, 2]
+    # Independent: the 2 x 2 box-resized image times the graph's weights, softmaxed.
+    from PIL import Image
+
+    image = Image.open(INPUTS / "gray_ok_64.jpg").convert("F").resize((2, 2), Image.Resampling.BOX)
+    flat = (np.asarray(image, dtype=np.float64) / 255).reshape(1, 4)
+    weights = numpy_helper.to_array(onnx.load(TEST_MODELS / "zipmap-classifier" / "model.onnx").graph.initializer[0])
+    logits = flat @ weights
+    expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    np.testing.assert_allclose(probabilities, expected[0], atol=1e-5)
+    assert outputs["label"] == {"name": "label", "datatype": "INT64", "shape": [1], "data": [int(expected.argmax())]}
+
+
+def test_model_description_lists_signature_and_preprocessing(engine):
+    described = engine.registry.get("light-shufflenet").describe()
+    assert described["inputs"][0] == {
+        "name": "gpu_0/data_0",
+        "datatype": "FP32",
+        "shape": [1, 3, 224, 224],
+        "onnx_type": "tensor(float)",
+    }
+    assert described["preprocessing"]["model_fixed_size"] == [224, 224]
+    assert described["sha256"] == json.loads((TEST_MODELS / "light-shufflenet" / "manifest.json").read_text())["sha256"]

@@ -1,0 +1,79 @@
+"""Regenerate the README's generated sections from the code.
+
+Sections between ``<!-- BEGIN GENERATED: name -->`` and ``<!-- END GENERATED: name -->``:
+
+* ``settings``: every environment variable, its default and meaning (from
+  :mod:`inference.settings`);
+* ``errors``: every error code, its status and whether a retry helps (from
+  :mod:`inference.errors`).
+
+Usage::
+
+    python tools/make_docs.py          # rewrite README.md
+    python tools/make_docs.py --check  # exit 1 if README.md is stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from inference.errors import all_error_types  # noqa: E402 - after the path fix above
+from inference.settings import describe_settings  # noqa: E402
+
+README = ROOT / "README.md"
+_ABSTRACT = {"bad_request", "unprocessable_image", "service_unavailable"}  # bases never raised themselves
+
+
+def settings_table() -> str:
+    lines = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    for row in describe_settings():
+        lines.append(f"| `{row['env']}` | `{row['default']}` | {row['doc']} |")
+    return "\n".join(lines)
+
+
+def errors_table() -> str:
+    lines = ["| Status | Code | Meaning | Retry helps |", "|---|---|---|---|"]
+    for cls in all_error_types():
+        if cls.code in _ABSTRACT and cls.__subclasses__():
+            continue
+        lines.append(f"| {cls.status} | `{cls.code}` | {cls.title} | {'yes' if cls.retryable else 'no'} |")
+    return "\n".join(lines)
+
+
+SECTIONS = {"settings": settings_table, "errors": errors_table}
+
+
+def render(text: str) -> str:
+    for name, build in SECTIONS.items():
+        pattern = re.compile(
+            rf"(<!-- BEGIN GENERATED: {name} -->\n)(?:.*?\n)?(<!-- END GENERATED: {name} -->)", re.DOTALL
+        )
+        if not pattern.search(text):
+            raise SystemExit(f"README.md has no generated section {name!r}")
+        text = pattern.sub(lambda m, b=build: m.group(1) + b() + "\n" + m.group(2), text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true")
+    args = parser.parse_args(argv)
+    current = README.read_text(encoding="utf-8")
+    fresh = render(current)
+    if args.check:
+        if fresh != current:
+            print("README.md is stale: run python tools/make_docs.py", file=sys.stderr)
+            return 1
+        return 0
+    README.write_text(fresh, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
