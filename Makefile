@@ -28,8 +28,13 @@ $(STAMP_RUNTIME): requirements.txt | $(PY)
 	$(PIP) install --quiet -r requirements.txt
 	touch $@
 
+# azure-functions-runtime (the Python worker's indexing code) declares Python >= 3.13 but runs on 3.11;
+# the tests use it offline to index function_app.py exactly as the worker does.
+FUNCTIONS_RUNTIME := azure-functions-runtime==1.3.0
+
 $(STAMP_DEV): $(STAMP_RUNTIME) requirements-dev.txt
 	$(PIP) install --quiet -r requirements.txt -r requirements-dev.txt
+	$(PIP) install --quiet --no-deps --ignore-requires-python $(FUNCTIONS_RUNTIME)
 	touch $@
 
 $(STAMP_NODE): package.json package-lock.json

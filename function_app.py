@@ -6,28 +6,90 @@
   authenticates every inference and model route itself (Entra ID or API key),
   identically here and under the local server; health routes stay anonymous
   for probes.
+* ``process_blob``: the batch path. A blob trigger on the input container whose
+  parameter is an SDK ``BlobClient`` (``azurefunctions-extensions-bindings-blob``):
+  the host passes a reference, not the content, so the size is checked before
+  anything is downloaded. The trigger source, ``EventGrid`` (Flex Consumption)
+  or ``LogsAndContainerScan`` (polling, the container image on AKS), comes from
+  ``MEDAI_BLOB_SOURCE``.
+* ``blob_poison``: the host's poison queue for blobs that failed every retry;
+  each gets its error record, so no input is silently dropped.
 * ``warmup``: the warm-up trigger loads and warms every model before the
   instance receives traffic, where the hosting plan sends warm-up calls.
 
-Settings are read once, here, at import time.
+Settings are read once, here, at import time. A deployment that serves only
+HTTP or only the batch path disables the other functions with the host's
+``AzureWebJobs.<function>.Disabled`` settings; the image is the same.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
 
 import azure.functions as func
+import azurefunctions.extensions.bindings.blob as blob_bindings
 
 from inference.settings import Settings
+from service.batch import BatchProcessor, handle_poison_message
 from service.http_app import create_app
 from service.logs import configure_logging
+from service.storage import BlobStore, blob_service_client
 
 settings = Settings.from_env()
 configure_logging(settings, install_handler=False)
 asgi_app = create_app(settings)
 engine = asgi_app.state.service.engine
+log = logging.getLogger("medai.functions")
 
 app = func.AsgiFunctionApp(app=asgi_app, http_auth_level=func.AuthLevel.ANONYMOUS, function_name="http_app")
+
+_batch: BatchProcessor | None = None
+_batch_lock = threading.Lock()
+
+
+def batch_processor() -> BatchProcessor:
+    """The process-wide batch processor (one storage client, the shared warm engine)."""
+    global _batch
+    with _batch_lock:
+        if _batch is None:
+            client = blob_service_client(settings.blob.storage, environment=settings.environment)
+            _batch = BatchProcessor(
+                engine,
+                BlobStore(client, settings.blob),
+                model_name=settings.blob.model or None,
+                after_success=settings.blob.after_success,
+                audit=asgi_app.state.service.audit,
+            )
+        return _batch
+
+
+@app.function_name(name="process_blob")
+@app.blob_trigger(
+    arg_name="client",
+    path=f"{settings.blob.input_container}/{{name}}",
+    connection=settings.blob.connection,
+    source=func.BlobSource(settings.blob.source),
+)
+def process_blob(client: blob_bindings.BlobClient, context: func.Context) -> None:
+    """Infer one input blob; permanent failures are recorded, transient ones raised for a retry."""
+    batch_processor().process(client.blob_name, invocation_id=context.invocation_id)
+
+
+@app.function_name(name="blob_poison")
+@app.queue_trigger(arg_name="message", queue_name=settings.blob.poison_queue, connection=settings.blob.connection)
+def blob_poison(message: func.QueueMessage) -> None:
+    """Write the error record of a blob the host stopped retrying."""
+    try:
+        body = message.get_json()
+    except ValueError:
+        log.error("poison message is not JSON; left for inspection in the poison queue's own poison queue")
+        raise
+    if body.get("ContainerName") != settings.blob.input_container:
+        log.info("poison message of another container ignored", extra={"function": body.get("FunctionId")})
+        return
+    handle_poison_message(batch_processor(), body)
 
 
 @app.function_name(name="warmup")
@@ -36,4 +98,4 @@ def warmup(warmup) -> None:  # type: ignore[no-untyped-def]  # the binding passe
     """Load and warm every configured model before traffic arrives."""
     engine.registry.start(background=False)
     engine.registry.load_all()
-    logging.getLogger("medai.functions").info("warm-up done", extra={"ready": engine.registry.ready})
+    log.info("warm-up done", extra={"ready": engine.registry.ready, "models": json.dumps(engine.registry.names())})

@@ -10,6 +10,7 @@ the file cannot change between the check and the load.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import logging
 import threading
@@ -269,6 +270,9 @@ class ModelRegistry:
             if background:
                 self._loading = threading.Thread(target=self.load_all, name="model-loader", daemon=True)
                 self._loading.start()
+                # A process that exits while onnxruntime is still building a session aborts in native
+                # code ("terminate called without an active exception"); let the loader finish first.
+                atexit.register(self._loading.join, 60)
             else:
                 self.load_all()
 

@@ -238,6 +238,38 @@ class SecretSettings:
 
 
 @dataclass(frozen=True)
+class StorageConnection:
+    """A Functions-style storage connection, resolved from the ``<name>...`` settings.
+
+    In Azure: ``<name>__blobServiceUri`` / ``<name>__queueServiceUri`` (or
+    ``<name>__accountName``), ``<name>__credential=managedidentity`` and, for a
+    user-assigned identity, ``<name>__clientId``. For the local emulator only:
+    ``<name>`` holding a connection string.
+    """
+
+    connection_string: str | None = field(default=None, repr=False)
+    blob_service_uri: str | None = None
+    queue_service_uri: str | None = None
+    client_id: str | None = None
+
+    @classmethod
+    def from_env(cls, name: str, env: Mapping[str, str]) -> StorageConnection:
+        account = env.get(f"{name}__accountName")
+        blob_uri = env.get(f"{name}__blobServiceUri") or env.get(f"{name}__serviceUri")
+        queue_uri = env.get(f"{name}__queueServiceUri")
+        if account and not blob_uri:
+            blob_uri = f"https://{account}.blob.core.windows.net"
+        if account and not queue_uri:
+            queue_uri = f"https://{account}.queue.core.windows.net"
+        return cls(
+            connection_string=env.get(name) or None,
+            blob_service_uri=blob_uri or None,
+            queue_service_uri=queue_uri or None,
+            client_id=env.get(f"{name}__clientId") or None,
+        )
+
+
+@dataclass(frozen=True)
 class BlobSettings:
     """The blob-triggered batch path."""
 
@@ -274,6 +306,8 @@ class BlobSettings:
         "Queue where the Functions host puts blobs that failed every retry.",
         "webjobs-blobtrigger-poison",
     )
+    storage: StorageConnection = field(default_factory=StorageConnection)
+    """Resolved from the settings named by ``MEDAI_BLOB_CONNECTION`` (see :class:`StorageConnection`)."""
 
 
 @dataclass(frozen=True)
@@ -327,6 +361,8 @@ class Settings:
                 value = _read(f, hint, env)
                 if value is not dataclasses.MISSING:
                     sections[f.name] = value
+        blob = sections["blob"]
+        sections["blob"] = dataclasses.replace(blob, storage=StorageConnection.from_env(blob.connection, env))
         settings = cls(**sections)
         settings.validate()
         return settings
@@ -371,6 +407,8 @@ def _load_section(cls: type, env: Mapping[str, str]) -> Any:
     hints = typing.get_type_hints(cls)
     values = {}
     for f in dataclasses.fields(cls):
+        if "env" not in f.metadata:
+            continue  # derived, not read from one variable
         value = _read(f, hints[f.name], env)
         if value is not dataclasses.MISSING:
             values[f.name] = value
@@ -433,7 +471,8 @@ def describe_settings() -> list[dict[str, str]]:
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             if dataclasses.is_dataclass(hints[f.name]):
-                walk(hints[f.name])
+                if "env" not in f.metadata and f.name != "storage":
+                    walk(hints[f.name])
                 continue
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
             rows.append(

@@ -1,0 +1,143 @@
+"""Backfill and reprocessing: run the batch handler over a whole container or a local folder.
+
+    python -m service.backfill                          # every input blob (MEDAI_BLOB_* settings)
+    python -m service.backfill --prefix 2026/12/        # only under a prefix
+    python -m service.backfill --local-dir DIR --out OUT  # a folder: OUT/results, OUT/errors
+
+Each input goes through :class:`service.batch.BatchProcessor`, the handler the
+blob trigger uses, so the rules are the same: an input whose result (or error
+record) matches its content and the model is skipped without inference; new
+content or a new model version is (re)processed. The run is safe to interrupt
+and re-run: nothing is lost (an input leaves the input container only after its
+record is written) and nothing is doubled (a re-run skips what is done).
+
+A progress bar goes to stderr; the summary (processed, skipped, failed by code,
+transient) is printed as JSON on stdout. Exit status: 0 when every input ended
+with a record, 1 when some hit a transient failure (re-run to finish them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+from inference.engine import InferenceEngine
+from inference.errors import ServiceError
+from inference.settings import Settings
+
+from .batch import BatchProcessor, Outcome
+from .logs import configure_logging
+from .storage import STATUS_TAG, BlobStore, LocalStore, blob_service_client
+
+log = logging.getLogger("medai.backfill")
+
+
+def run(processor: BatchProcessor, names: list[str], *, workers: int, progress: bool = True) -> dict[str, Any]:
+    """Process ``names`` with ``workers`` threads; return the summary."""
+    from tqdm import tqdm
+
+    counts: Counter[str] = Counter()
+    failed: Counter[str] = Counter()
+    transient: Counter[str] = Counter()
+    bar = tqdm(total=len(names), unit="input", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    pending: set[Future[Outcome]] = set()
+    queue = iter(names)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="backfill") as pool:
+        try:
+            for name in queue:
+                pending.add(pool.submit(processor.process, name))
+                if len(pending) >= workers * 2:  # bounded: a million blobs never sit in memory as futures
+                    pending = _collect(pending, counts, failed, transient, bar)
+            while pending:
+                pending = _collect(pending, counts, failed, transient, bar)
+        except KeyboardInterrupt:
+            for future in pending:
+                future.cancel()
+            bar.close()
+            raise
+    bar.close()
+    return {
+        "inputs": len(names),
+        "processed": counts["processed"],
+        "skipped": counts["skipped"],
+        "gone": counts["gone"],
+        "failed": dict(sorted(failed.items())),
+        "transient": dict(sorted(transient.items())),
+    }
+
+
+def _collect(
+    pending: set[Future[Outcome]],
+    counts: Counter[str],
+    failed: Counter[str],
+    transient: Counter[str],
+    bar: Any,
+) -> set[Future[Outcome]]:
+    done, remaining = wait(pending, return_when=FIRST_COMPLETED)
+    for future in done:
+        try:
+            outcome = future.result()
+        except ServiceError as err:
+            transient[err.code] += 1
+        except Exception as err:  # storage errors from the SDK: the input stays, a re-run retries it
+            transient[type(err).__name__] += 1
+        else:
+            counts[outcome.status] += 1
+            if outcome.status == "failed" and outcome.code:
+                failed[outcome.code] += 1
+        bar.update(1)
+    return remaining
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m service.backfill", description=__doc__.splitlines()[0])
+    parser.add_argument("--container", help="input container (default MEDAI_BLOB_INPUT_CONTAINER)")
+    parser.add_argument("--prefix", default="", help="only inputs whose name starts with this")
+    parser.add_argument("--local-dir", type=Path, help="process a local folder instead of a container")
+    parser.add_argument("--out", type=Path, help="with --local-dir: where results/ and errors/ are written")
+    parser.add_argument("--model", help="model name (default MEDAI_BLOB_MODEL, else the default model)")
+    parser.add_argument(
+        "--after-success",
+        choices=("move", "tag", "keep"),
+        help="what happens to inputs once recorded (default MEDAI_BLOB_AFTER_SUCCESS; 'keep' for a local folder)",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="inputs processed at once (default 2)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+
+    settings = Settings.from_env()
+    configure_logging(dataclasses.replace(settings, log_level="WARNING"))
+    engine = InferenceEngine(settings)
+    if args.local_dir:
+        if not args.out:
+            parser.error("--local-dir needs --out")
+        store: Any = LocalStore(args.local_dir, args.out)
+        policy = args.after_success or "keep"
+    else:
+        client = blob_service_client(settings.blob.storage, environment=settings.environment)
+        store = BlobStore(client, settings.blob, input_container=args.container)
+        policy = args.after_success or settings.blob.after_success
+    processor = BatchProcessor(engine, store, model_name=args.model or settings.blob.model or None, after_success=policy)
+    names = [
+        item.name
+        for item in store.list_inputs(args.prefix)
+        if not (policy == "tag" and (item.tags or {}).get(STATUS_TAG))  # tagged inputs are done
+    ]
+    try:
+        summary = run(processor, names, workers=max(1, args.workers), progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(json.dumps({"interrupted": True, "hint": "re-run the same command to finish"}), flush=True)
+        return 130
+    print(json.dumps(summary, indent=2), flush=True)
+    return 1 if summary["transient"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,300 @@
+"""The per-item batch handler shared by the blob trigger and the backfill CLI.
+
+For one input (a blob, or a file of a local folder):
+
+1. Its properties are read; an input that is gone was finished by a concurrent
+   invocation (nothing to do). The size is checked **before download**: empty
+   or over ``MEDAI_MAX_BODY_BYTES`` is a permanent failure.
+2. It is read (at most the limit, and only if its ETag is unchanged), and its
+   sha256 computed.
+3. **Idempotency rule**: a result or error record for the same input path whose
+   ``input_sha256`` and ``model_sha256`` equal this content's and the model's is
+   already the answer: nothing is recomputed or rewritten. Otherwise the input
+   is inferred and the record written; a concurrent writer of the same record
+   wins and this one becomes a no-op. So processing the same content with the
+   same model is always a no-op, however often the input is re-delivered or
+   re-uploaded; new content, or a new model, replaces the record.
+4. **Permanent failures** (every 4xx of the error tree: corrupt, empty,
+   unsupported, too large...) write an error record (the problem document with
+   its stable code) and the invocation *succeeds*, so the host does not retry.
+   **Transient failures** (storage unreachable or throttled, the input changed
+   while read, a model still loading) are raised, so the host retries; once the
+   host gives up, :func:`handle_poison_message` writes the error record. Each
+   input therefore ends with exactly one result or one error record (the stale
+   other kind, left by an older content at that path, is removed).
+5. The input is then moved to the archive container (``processed/`` or
+   ``failed/``), tagged ``medai-status``, or kept, per ``MEDAI_BLOB_AFTER_SUCCESS``.
+   Moving lets a KEDA ``azure-blob`` scaler, which counts the input container's
+   blobs, scale back to zero.
+
+Logs never carry the input's name (it may hold identifiers): they use
+:func:`security.phi.opaque_ref` of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from inference.engine import InferenceEngine
+from inference.errors import (
+    EmptyBody,
+    InternalError,
+    PayloadTooLarge,
+    ServiceError,
+    problem_details,
+)
+from security.audit import AuditTrail
+from security.phi import opaque_ref
+
+from .storage import ItemProperties, RecordInfo, Store
+
+log = logging.getLogger("medai.batch")
+
+RESULT_SCHEMA = "medai-flow/batch-result/v1"
+ERROR_SCHEMA = "medai-flow/batch-error/v1"
+
+
+class RetriesExhausted(ServiceError):
+    code = "retries_exhausted"
+    status = 500
+    title = "The input failed on every attempt; the host stopped retrying"
+
+
+@dataclass
+class Outcome:
+    """What happened to one input.
+
+    Attributes:
+        status: ``processed``, ``failed``, ``skipped`` (already done, no-op) or ``gone``.
+        code: The problem code for ``failed``.
+        name: The input path.
+    """
+
+    status: str
+    name: str
+    code: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class BatchProcessor:
+    """Processes one input at a time against a :class:`~service.storage.Store`.
+
+    Args:
+        engine: The shared inference engine (its warm model cache).
+        store: Where inputs and records live.
+        model_name: The model applied (empty: the engine's default model).
+        after_success: ``move``, ``tag`` or ``keep`` (also applied to failed inputs).
+        audit: The audit trail.
+    """
+
+    def __init__(
+        self,
+        engine: InferenceEngine,
+        store: Store,
+        *,
+        model_name: str | None = None,
+        after_success: str = "move",
+        audit: AuditTrail | None = None,
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.model_name = model_name or engine.settings.models.default_model
+        self.after_success = after_success
+        self.limit = engine.settings.limits.max_body_bytes
+        self.audit = audit or AuditTrail()
+
+    def process(self, name: str, *, invocation_id: str | None = None) -> Outcome:
+        """Process input ``name`` (idempotent; see the module docstring).
+
+        Raises:
+            Exception: Transient failures, so the caller (the Functions host) retries.
+        """
+        started = time.perf_counter()
+        request_id = invocation_id or uuid.uuid4().hex
+        ref = opaque_ref(name)
+        item = self.store.properties(name)
+        if item is None:
+            log.info("input already finished elsewhere", extra={"input_ref": ref, "request_id": request_id})
+            return Outcome("gone", name)
+        model = self.engine.model(self.model_name)
+        data = b""
+        sha = None
+        try:
+            if item.size == 0:
+                raise EmptyBody("The input is empty (0 bytes).")
+            if item.size > self.limit:
+                raise PayloadTooLarge(
+                    f"The input is {item.size} bytes; the limit is {self.limit} bytes.", limit=self.limit
+                )
+            data = self.store.read(item, self.limit)
+            sha = hashlib.sha256(data).hexdigest()
+            info = RecordInfo(etag=None, input_sha256=sha, model_sha256=model.manifest.sha256, input_etag=item.etag)
+            existing = self.store.record("result", name)
+            if _same(existing, info):
+                self._finish(item, data, "processed")
+                return self._done(Outcome("skipped", name), ref, request_id, started)
+            previous_error = self.store.record("error", name)
+            if _same(previous_error, info):
+                self._finish(item, data, "failed")
+                return self._done(Outcome("skipped", name), ref, request_id, started)
+            started_at = _now()
+            result = self.engine.predict(self.model_name, data, request_id=request_id)
+        except ServiceError as err:
+            if not err.is_client_error:
+                raise  # transient or server-side: the host retries, then the poison path records it
+            return self._fail(item, data, sha, err, ref, request_id, started)
+
+        document = {
+            "schema": RESULT_SCHEMA,
+            "status": "succeeded",
+            "input": self._input_fields(item, sha),
+            "model": result["model"],
+            "started_at": started_at,
+            "finished_at": _now(),
+            "result": result,
+        }
+        self.store.write_record("result", name, document, info, replace=existing)
+        self.store.delete_record("error", name)
+        self._audit(request_id, model.manifest, 200, None, data, started)
+        self._finish(item, data, "processed")
+        return self._done(Outcome("processed", name), ref, request_id, started)
+
+    def _fail(
+        self,
+        item: ItemProperties,
+        data: bytes,
+        sha: str | None,
+        error: ServiceError,
+        ref: str,
+        request_id: str,
+        started: float,
+    ) -> Outcome:
+        model = self.engine.registry.manifest(self.model_name)
+        info = RecordInfo(etag=None, input_sha256=sha, model_sha256=model.sha256, input_etag=item.etag)
+        self.write_error(item, sha, error, request_id, model_fields=_model_fields(model), info=info)
+        self.store.delete_record("result", item.name)
+        self._audit(request_id, model, error.status, error.code, data, started)
+        # An input refused on its size alone was never downloaded: the archive copy streams it.
+        self._finish(item, data if (data or item.size == 0) else None, "failed")
+        return self._done(Outcome("failed", item.name, error.code), ref, request_id, started)
+
+    def write_error(
+        self,
+        item: ItemProperties,
+        sha: str | None,
+        error: ServiceError,
+        request_id: str,
+        *,
+        model_fields: dict[str, Any] | None,
+        info: RecordInfo,
+    ) -> None:
+        """Write the error record of an input (replacing an older one)."""
+        existing = self.store.record("error", item.name)
+        document = {
+            "schema": ERROR_SCHEMA,
+            "status": "failed",
+            "input": self._input_fields(item, sha),
+            "model": model_fields,
+            "problem": problem_details(error, request_id=request_id),
+            "finished_at": _now(),
+        }
+        self.store.write_record("error", item.name, document, info, replace=existing)
+
+    def _input_fields(self, item: ItemProperties, sha: str | None) -> dict[str, Any]:
+        return {
+            "location": self.store.description,
+            "name": item.name,
+            "etag": item.etag,
+            "sha256": sha,
+            "bytes": item.size,
+            "last_modified": item.last_modified,
+        }
+
+    def _finish(self, item: ItemProperties, data: bytes | None, outcome: str) -> None:
+        self.store.finish(item, data, outcome, self.after_success)
+
+    def _audit(self, request_id: str, manifest: Any, status: int, code: str | None, data: bytes, started: float) -> None:
+        self.audit.inference(
+            request_id=request_id,
+            caller=None,
+            model=_model_fields(manifest),
+            status=status,
+            code=code,
+            body=data,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            source="blob",
+        )
+
+    @staticmethod
+    def _done(outcome: Outcome, ref: str, request_id: str, started: float) -> Outcome:
+        outcome.timings["total_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        log.info(
+            "batch input %s",
+            outcome.status,
+            extra={"input_ref": ref, "request_id": request_id, "code": outcome.code, **outcome.timings},
+        )
+        return outcome
+
+
+def _same(record: RecordInfo | None, info: RecordInfo) -> bool:
+    return (
+        record is not None
+        and record.input_sha256 == info.input_sha256
+        and record.model_sha256 == info.model_sha256
+        and info.input_sha256 is not None
+    )
+
+
+def _model_fields(manifest: Any) -> dict[str, Any]:
+    return {"name": manifest.name, "version": manifest.version, "sha256": manifest.sha256, "task": manifest.task}
+
+
+def handle_poison_message(processor: BatchProcessor, message: dict[str, Any]) -> Outcome:
+    """Record an input the Functions host gave up on (its poison-queue message).
+
+    The message is the host's: ``{"FunctionId", "BlobType", "ContainerName", "BlobName", "ETag"}``.
+    The error record is ``retries_exhausted``; the input is archived under ``failed/``.
+
+    Raises:
+        InternalError: The message does not name a blob.
+    """
+    name = message.get("BlobName")
+    if not isinstance(name, str) or not name:
+        raise InternalError("The poison message names no blob.")
+    manifest = processor.engine.registry.manifest(processor.model_name)
+    item = processor.store.properties(name)
+    data: bytes | None = None
+    if item is None:
+        item = ItemProperties(name=name, size=0, etag=str(message.get("ETag", "")))
+    elif item.size <= processor.limit:
+        data = processor.store.read(item, processor.limit)
+    sha = hashlib.sha256(data).hexdigest() if data else None
+    if _same(processor.store.record("result", name), RecordInfo(None, sha, manifest.sha256, None)):
+        return Outcome("skipped", name)  # a later attempt succeeded after all
+    error = RetriesExhausted(
+        "Every attempt failed with a transient error (storage, timeout or a model not loading); "
+        "see the logs of the request id. Re-upload the input or run the backfill to try again."
+    )
+    request_id = uuid.uuid4().hex
+    processor.write_error(
+        item,
+        sha,
+        error,
+        request_id,
+        model_fields=_model_fields(manifest),
+        info=RecordInfo(None, sha, manifest.sha256, item.etag),
+    )
+    if item.etag and processor.store.properties(name) is not None:
+        processor.store.finish(item, data, "failed", processor.after_success)
+    log.warning("poison input recorded", extra={"input_ref": opaque_ref(name), "request_id": request_id})
+    return Outcome("failed", name, error.code)

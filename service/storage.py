@@ -1,0 +1,399 @@
+"""Where batch inputs, results and error records live: Azure Blob Storage, or a local folder.
+
+:class:`BatchProcessor <service.batch.BatchProcessor>` works against the small
+:class:`Store` interface, so the blob trigger, the backfill CLI over a
+container and the backfill CLI over a local folder run the very same per-item
+logic. :class:`BlobStore` uses one ``BlobServiceClient`` per process, with the
+managed identity in Azure and a connection string only for the local emulator.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from inference.errors import ConfigurationError, TransientFailure
+from inference.settings import BlobSettings, StorageConnection
+
+RESULT_SUFFIX = ".json"
+STATUS_TAG = "medai-status"
+
+
+@dataclass(frozen=True)
+class ItemProperties:
+    """What is known of an input before it is read."""
+
+    name: str
+    size: int
+    etag: str
+    last_modified: str | None = None
+    tags: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class RecordInfo:
+    """An existing result or error record, as far as idempotency needs it."""
+
+    etag: str | None
+    input_sha256: str | None
+    model_sha256: str | None
+    input_etag: str | None
+
+
+class InputChanged(TransientFailure):
+    """The input was replaced while it was being processed; the new version will be processed."""
+
+    code = "input_changed"
+    title = "The input changed while it was processed"
+
+
+class Store(Protocol):
+    """Inputs, results, errors and the archive of one batch location."""
+
+    description: str
+
+    def list_inputs(self, prefix: str = "") -> Iterator[ItemProperties]: ...
+
+    def properties(self, name: str) -> ItemProperties | None: ...
+
+    def read(self, item: ItemProperties, limit: int) -> bytes: ...
+
+    def record(self, kind: str, name: str) -> RecordInfo | None: ...
+
+    def write_record(
+        self, kind: str, name: str, document: dict[str, Any], info: RecordInfo, replace: RecordInfo | None
+    ) -> bool: ...
+
+    def delete_record(self, kind: str, name: str) -> None: ...
+
+    def finish(self, item: ItemProperties, data: bytes | None, outcome: str, policy: str) -> None: ...
+
+
+def record_name(name: str) -> str:
+    """The result or error record name of an input: its full path plus ``.json``."""
+    return name + RESULT_SUFFIX
+
+
+# --- Azure Blob Storage --------------------------------------------------------------------
+
+
+_clients: dict[tuple[str | None, str | None, str | None], Any] = {}
+_clients_lock = threading.Lock()
+
+
+def blob_service_client(connection: StorageConnection, *, environment: str) -> Any:
+    """The process-wide ``BlobServiceClient`` for a connection (created once).
+
+    Raises:
+        ConfigurationError: No connection is configured, or a key-bearing
+            connection string is used outside local development.
+    """
+    key = (connection.blob_service_uri, connection.client_id, connection.connection_string)
+    with _clients_lock:
+        if key not in _clients:
+            _clients[key] = _create_client(connection, environment)
+        return _clients[key]
+
+
+def _create_client(connection: StorageConnection, environment: str) -> Any:
+    from azure.storage.blob import BlobServiceClient
+
+    if connection.blob_service_uri:
+        from azure.identity import DefaultAzureCredential
+
+        credential = DefaultAzureCredential(
+            managed_identity_client_id=connection.client_id,
+            workload_identity_client_id=connection.client_id,
+            exclude_interactive_browser_credential=True,
+        )
+        return BlobServiceClient(account_url=connection.blob_service_uri, credential=credential)
+    if connection.connection_string:
+        text = connection.connection_string
+        emulator = "UseDevelopmentStorage=true" in text or "devstoreaccount1" in text
+        if environment != "local" and not emulator:
+            raise ConfigurationError(
+                "A storage connection string is accepted only for the local emulator; in Azure use an identity-"
+                "based connection (<connection>__blobServiceUri and __credential=managedidentity)."
+            )
+        return BlobServiceClient.from_connection_string(text)
+    raise ConfigurationError(
+        "No storage connection: set <MEDAI_BLOB_CONNECTION>__blobServiceUri (Azure, managed identity) "
+        "or <MEDAI_BLOB_CONNECTION> to the emulator's connection string (local)."
+    )
+
+
+class BlobStore:
+    """Batch location in Azure Blob Storage (or Azurite).
+
+    Args:
+        client: A ``BlobServiceClient``.
+        settings: Container names and policies.
+    """
+
+    def __init__(self, client: Any, settings: BlobSettings, *, input_container: str | None = None) -> None:
+        self._client = client
+        self.settings = settings
+        self.input_container = input_container or settings.input_container
+        self.description = f"container {self.input_container}"
+        self._containers = {
+            "input": self.input_container,
+            "result": settings.results_container,
+            "error": settings.errors_container,
+            "archive": settings.archive_container,
+        }
+
+    def ensure_containers(self) -> None:
+        """Create the containers if missing (local set-up; in Azure the Bicep creates them)."""
+        from azure.core.exceptions import ResourceExistsError
+
+        for container in self._containers.values():
+            try:
+                self._client.create_container(container)
+            except ResourceExistsError:
+                pass
+
+    def _blob(self, kind: str, name: str) -> Any:
+        return self._client.get_blob_client(self._containers[kind], name)
+
+    def list_inputs(self, prefix: str = "") -> Iterator[ItemProperties]:
+        container = self._client.get_container_client(self.input_container)
+        for blob in container.list_blobs(name_starts_with=prefix or None, include=["tags"]):
+            yield ItemProperties(
+                name=blob.name,
+                size=int(blob.size),
+                etag=str(blob.etag),
+                last_modified=blob.last_modified.isoformat() if blob.last_modified else None,
+                tags=dict(blob.tags or {}),
+            )
+
+    def properties(self, name: str) -> ItemProperties | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            props = self._blob("input", name).get_blob_properties()
+        except ResourceNotFoundError:
+            return None
+        return ItemProperties(
+            name=name,
+            size=int(props.size),
+            etag=str(props.etag),
+            last_modified=props.last_modified.isoformat() if props.last_modified else None,
+        )
+
+    def read(self, item: ItemProperties, limit: int) -> bytes:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
+        try:
+            downloader = self._blob("input", item.name).download_blob(
+                etag=item.etag, match_condition=MatchConditions.IfNotModified, max_concurrency=1
+            )
+            data = downloader.readall()
+        except (ResourceModifiedError, ResourceNotFoundError) as err:
+            raise InputChanged("The input was replaced or removed while it was read.") from err
+        if len(data) > limit:  # the blob grew between the size check and the read
+            raise InputChanged("The input grew while it was read.")
+        return bytes(data)
+
+    def record(self, kind: str, name: str) -> RecordInfo | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            props = self._blob(kind, record_name(name)).get_blob_properties()
+        except ResourceNotFoundError:
+            return None
+        meta = props.metadata or {}
+        return RecordInfo(
+            etag=str(props.etag),
+            input_sha256=meta.get("input_sha256"),
+            model_sha256=meta.get("model_sha256"),
+            input_etag=meta.get("input_etag"),
+        )
+
+    def write_record(
+        self, kind: str, name: str, document: dict[str, Any], info: RecordInfo, replace: RecordInfo | None
+    ) -> bool:
+        """Write a record unless another writer got there first.
+
+        Returns:
+            False when a concurrent invocation already wrote it (then nothing is written).
+        """
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
+        from azure.storage.blob import ContentSettings
+
+        body = json.dumps(document, indent=2, sort_keys=True).encode("utf-8")
+        metadata = {
+            "input_sha256": info.input_sha256 or "",
+            "model_sha256": info.model_sha256 or "",
+            "input_etag": (info.input_etag or "").strip('"'),
+        }
+        conditions: dict[str, Any] = {}
+        if replace is None:
+            conditions = {"overwrite": False}
+        else:
+            conditions = {"overwrite": True, "etag": replace.etag, "match_condition": MatchConditions.IfNotModified}
+        try:
+            self._blob(kind, record_name(name)).upload_blob(
+                body,
+                metadata=metadata,
+                content_settings=ContentSettings(content_type="application/json"),
+                **conditions,
+            )
+        except (ResourceExistsError, ResourceModifiedError):
+            return False
+        return True
+
+    def delete_record(self, kind: str, name: str) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            self._blob(kind, record_name(name)).delete_blob()
+        except ResourceNotFoundError:
+            pass
+
+    def finish(self, item: ItemProperties, data: bytes | None, outcome: str, policy: str) -> None:
+        """Move the input to the archive, tag it, or keep it, per ``policy``.
+
+        Args:
+            item: The input.
+            data: Its content when already in memory; None streams it (an input refused on
+                its size is never held in memory whole).
+            outcome: ``processed`` or ``failed``.
+            policy: ``move``, ``tag`` or ``keep``.
+        """
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
+        source = self._blob("input", item.name)
+        if policy == "keep":
+            return
+        if policy == "tag":
+            try:
+                source.set_blob_tags({STATUS_TAG: outcome})
+            except ResourceNotFoundError:
+                pass
+            return
+        folder = "processed" if outcome == "processed" else "failed"
+        target = self._blob("archive", f"{folder}/{item.name}")
+        try:
+            if data is not None:
+                target.upload_blob(data, overwrite=True)
+            else:
+                self._stream_copy(source, target, item.etag)
+        except (ResourceNotFoundError, ResourceModifiedError):
+            return  # moved or replaced meanwhile: nothing of this version is left to archive
+        try:
+            source.delete_blob(etag=item.etag, match_condition=MatchConditions.IfNotModified)
+        except ResourceNotFoundError:
+            pass  # already moved by a concurrent invocation
+        except ResourceModifiedError:
+            pass  # replaced meanwhile: the new content triggers its own processing
+
+    @staticmethod
+    def _stream_copy(source: Any, target: Any, etag: str) -> None:
+        """Copy block by block with bounded memory (works with any credential, unlike a server-side copy URL)."""
+        import base64
+
+        from azure.core import MatchConditions
+
+        downloader = source.download_blob(etag=etag, match_condition=MatchConditions.IfNotModified, max_concurrency=1)
+        block_ids = []
+        for index, chunk in enumerate(downloader.chunks()):
+            block_id = base64.b64encode(f"{index:08d}".encode()).decode()
+            target.stage_block(block_id, chunk)
+            block_ids.append(block_id)
+        target.commit_block_list(block_ids)
+
+
+# --- a local folder ----------------------------------------------------------------------
+
+
+class LocalStore:
+    """Batch location on the file system: ``input`` read-only by default, records under ``out``.
+
+    Layout of ``out``: ``results/<relative path>.json``, ``errors/<relative path>.json`` and,
+    with the ``move`` policy, ``archive/processed|failed/<relative path>``.
+    """
+
+    def __init__(self, input_dir: Path, out_dir: Path) -> None:
+        self.input_dir = input_dir.resolve()
+        self.out_dir = out_dir.resolve()
+        self.description = f"folder {self.input_dir}"
+        self._dirs = {
+            "result": self.out_dir / "results",
+            "error": self.out_dir / "errors",
+            "archive": self.out_dir / "archive",
+        }
+
+    def _input_path(self, name: str) -> Path:
+        path = (self.input_dir / name).resolve()
+        if self.input_dir not in path.parents:
+            raise ValueError(f"{name!r} is outside the input folder")
+        return path
+
+    def list_inputs(self, prefix: str = "") -> Iterator[ItemProperties]:
+        for path in sorted(self.input_dir.rglob("*")):
+            if path.is_file() and self.out_dir not in path.parents:
+                name = path.relative_to(self.input_dir).as_posix()
+                if name.startswith(prefix):
+                    yield self._props(name, path)
+
+    @staticmethod
+    def _props(name: str, path: Path) -> ItemProperties:
+        stat = path.stat()
+        return ItemProperties(name=name, size=stat.st_size, etag=f"{stat.st_mtime_ns}-{stat.st_size}")
+
+    def properties(self, name: str) -> ItemProperties | None:
+        path = self._input_path(name)
+        return self._props(name, path) if path.is_file() else None
+
+    def read(self, item: ItemProperties, limit: int) -> bytes:
+        path = self._input_path(item.name)
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+        if len(data) > limit or self._props(item.name, path).etag != item.etag:
+            raise InputChanged("The input changed while it was read.")
+        return data
+
+    def _record_path(self, kind: str, name: str) -> Path:
+        return self._dirs[kind] / record_name(name)
+
+    def record(self, kind: str, name: str) -> RecordInfo | None:
+        path = self._record_path(kind, name)
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return RecordInfo(
+            etag=str(path.stat().st_mtime_ns),
+            input_sha256=document.get("input", {}).get("sha256"),
+            model_sha256=(document.get("model") or {}).get("sha256"),
+            input_etag=document.get("input", {}).get("etag"),
+        )
+
+    def write_record(
+        self, kind: str, name: str, document: dict[str, Any], info: RecordInfo, replace: RecordInfo | None
+    ) -> bool:
+        path = self._record_path(kind, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(json.dumps(document, indent=2, sort_keys=True), encoding="utf-8")
+        os.replace(temporary, path)  # atomic: an interrupted run never leaves half a record
+        return True
+
+    def delete_record(self, kind: str, name: str) -> None:
+        self._record_path(kind, name).unlink(missing_ok=True)
+
+    def finish(self, item: ItemProperties, data: bytes | None, outcome: str, policy: str) -> None:
+        if policy != "move":
+            return  # a local folder is never tagged; "keep" leaves it as it is
+        folder = "processed" if outcome == "processed" else "failed"
+        target = self._dirs["archive"] / folder / item.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self._input_path(item.name), target)
