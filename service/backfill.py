@@ -124,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         client = blob_service_client(settings.blob.storage, environment=settings.environment)
         store = BlobStore(client, settings.blob, input_container=args.container)
         policy = args.after_success or settings.blob.after_success
-    processor = BatchProcessor(engine, store, model_name=args.model or settings.blob.model or None, after_success=policy)
+    processor = BatchProcessor(
+        engine, store, model_name=args.model or settings.blob.model or None, after_success=policy
+    )
     names = [
         item.name
         for item in store.list_inputs(args.prefix)

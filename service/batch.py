@@ -223,7 +223,9 @@ class BatchProcessor:
     def _finish(self, item: ItemProperties, data: bytes | None, outcome: str) -> None:
         self.store.finish(item, data, outcome, self.after_success)
 
-    def _audit(self, request_id: str, manifest: Any, status: int, code: str | None, data: bytes, started: float) -> None:
+    def _audit(
+        self, request_id: str, manifest: Any, status: int, code: str | None, data: bytes, started: float
+    ) -> None:
         self.audit.inference(
             request_id=request_id,
             caller=None,

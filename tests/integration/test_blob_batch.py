@@ -175,7 +175,9 @@ def test_the_sdk_binding_extension_gives_the_function_a_working_blob_client(func
         {"Connection": "AzureWebJobsStorage", "ContainerName": blob.input_container, "BlobName": "via/extension.dcm"}
     )
     datum = Datum(
-        types.SimpleNamespace(version="1.0", source="AzureStorageBlobs", content_type="application/json", content=content),
+        types.SimpleNamespace(
+            version="1.0", source="AzureStorageBlobs", content_type="application/json", content=content
+        ),
         "model_binding_data",
     )
     sdk_client = BlobClientConverter.decode(datum, trigger_metadata=None, pytype=BindingBlobClient)
