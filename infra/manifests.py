@@ -166,8 +166,9 @@ def _pod_template(
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "volumeMounts": [
-            # The Functions host and the Python worker write temp files, logs and data-protection keys.
-            {"name": "tmp", "mountPath": "/tmp"},  # nosec B108 - an emptyDir, private to the pod
+            # The Functions host and the Python worker write temp files, logs and data-protection keys;
+            # /tmp is a pod-private emptyDir, not a shared host directory.
+            {"name": "tmp", "mountPath": "/tmp"},  # nosec B108
             {"name": "host-data", "mountPath": "/home/data"},
             {"name": "host-logs", "mountPath": "/home/LogFiles"},
             {"name": "aspnet", "mountPath": "/home/ASP.NET"},

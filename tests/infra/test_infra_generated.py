@@ -70,3 +70,15 @@ def test_generated_text_files_use_lf_and_end_with_one_newline():
         data = path.read_bytes()
         assert b"\r" not in data, path
         assert data.endswith(b"\n") and not data.endswith(b"\n\n"), path
+
+
+def test_readme_documents_every_parameter_and_output():
+    from infra.system.eventgrid import EVENTGRID_TEMPLATE
+    from infra.system.main import MAIN_TEMPLATE
+
+    readme = (REPO / "infra" / "README.md").read_text()
+    for template in (MAIN_TEMPLATE, EVENTGRID_TEMPLATE):
+        for param in template.params:
+            assert f"| `{param.name}` |" in readme, param.name
+    for output in MAIN_TEMPLATE.outputs:
+        assert f"`{output.name}`" in readme, output.name
