@@ -1,6 +1,7 @@
 # MedAI Flow: one entry point for humans and CI.
 #   make serve   run the service locally on the bundled model (http://127.0.0.1:7071/api/v1/docs)
 #   make test    install everything the tests need, then lint, scan and run the whole test suite
+#   make install install the project, the test tools and Azurite without running anything
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -11,10 +12,19 @@ STAMP_RUNTIME := $(VENV)/.runtime-installed
 STAMP_DEV := $(VENV)/.dev-installed
 STAMP_NODE := node_modules/.installed
 REPORTS := reports
+VENV_CHECKOV := .venv-checkov
+CHECKOV := $(VENV_CHECKOV)/bin/checkov
+# checkov offline: no platform mapping download, no version check (../shared/TOOLING.md).
+CHECKOV_ENV := BC_SKIP_MAPPING=TRUE CKV_SKIP_PACKAGE_UPDATE_CHECK=true
+CHECKOV_FLAGS := --skip-download --compact --quiet
+WORKFLOWS := $(wildcard .github/workflows/*.yml)
+# Directories detect-secrets must not read: installed tools, caches and generated reports.
+SECRETS_EXCLUDE := ^\.secrets\.baseline$$|^(\.git|\.venv|\.venv-checkov|node_modules|reports|build|dist|\.pytest_cache|__azurite_db.*|__blobstorage__|__queuestorage__|\.azurite)/|(^|/)__pycache__/
 HOST ?= 127.0.0.1
 PORT ?= 7071
 
-.PHONY: help serve test lint scan pytest lock model clean
+.PHONY: help serve install install-python test lint workflow-lint scan secrets-scan workflow-scan pytest \
+	sbom functions-package lock model clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -36,20 +46,65 @@ $(STAMP_NODE): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# checkov lives in its own virtualenv: its dependency pins clash with the project's.
+$(VENV_CHECKOV): requirements-checkov.txt
+	$(PYTHON) -m venv $(VENV_CHECKOV)
+	$(VENV_CHECKOV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV_CHECKOV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	touch $@
+
+install: $(STAMP_DEV) $(STAMP_NODE) $(VENV_CHECKOV)
+
+install-python: $(STAMP_DEV)
+
 serve: $(STAMP_RUNTIME)  ## local development: authentication explicitly off, loudly
 	MEDAI_ENVIRONMENT=local MEDAI_AUTH_MODE=none $(PY) -m service --host $(HOST) --port $(PORT)
 
-lint: $(STAMP_DEV)
+lint: $(STAMP_DEV) workflow-lint
 	$(PY) -m flake8 .
 
-scan: $(STAMP_DEV)
-	$(PY) -m bandit -q -c bandit.yaml -r function_app.py inference security service infra compliance tools
+# The GitHub workflows: actionlint (with shellcheck on every `run:` script) and yamllint.
+workflow-lint: $(STAMP_DEV)
+	$(VENV)/bin/actionlint -shellcheck=$(VENV)/bin/shellcheck -pyflakes= $(WORKFLOWS)
+	$(VENV)/bin/yamllint --strict -c .yamllint.yaml .github .yamllint.yaml
+
+scan: $(STAMP_DEV) secrets-scan workflow-scan
+	$(PY) -m bandit -q -c bandit.yaml -r function_app.py inference security service infra compliance tools pipeline
+
+# Every finding must already be in .secrets.baseline and audited as a false positive; the committed
+# baseline is only read (the scan result goes to reports/).
+secrets-scan: $(STAMP_DEV)
+	mkdir -p $(REPORTS)
+	cp .secrets.baseline $(REPORTS)/secrets.baseline
+	$(VENV)/bin/detect-secrets scan --all-files --exclude-files '$(SECRETS_EXCLUDE)' \
+		--baseline $(REPORTS)/secrets.baseline
+	$(PY) -m pipeline.secrets_gate $(REPORTS)/secrets.baseline
+
+# checkov's GitHub Actions checks on the workflows. checkov silently drops a workflow its bundled schema
+# rejects (it predates the `attestations` permission): pipeline/checkov_workflows.py hides only those
+# permission lines from it, and fails unless every workflow was scanned with no failed check.
+CHECKOV_WORKFLOWS := $(REPORTS)/checkov-workflows
+workflow-scan: $(VENV_CHECKOV)
+	rm -rf $(CHECKOV_WORKFLOWS) $(CHECKOV_WORKFLOWS)-report
+	$(PYTHON) -m pipeline.checkov_workflows prepare .github/workflows $(CHECKOV_WORKFLOWS)/.github/workflows
+	$(CHECKOV_ENV) $(CHECKOV) -d $(CHECKOV_WORKFLOWS) --framework github_actions --skip-download --compact \
+		-o json --output-file-path $(CHECKOV_WORKFLOWS)-report > /dev/null || true
+	$(PYTHON) -m pipeline.checkov_workflows verify $(CHECKOV_WORKFLOWS)-report/results_json.json .github/workflows
 
 pytest: $(STAMP_DEV) $(STAMP_NODE)
 	mkdir -p $(REPORTS)
 	$(PY) -m pytest --junitxml=$(REPORTS)/junit.xml $(PYTEST_ARGS)
 
 test: lint scan pytest
+
+# CycloneDX SBOM of the runtime dependencies (what the Function App and the image install).
+sbom: $(STAMP_DEV)
+	mkdir -p $(REPORTS)
+	$(VENV)/bin/cyclonedx-py requirements requirements.txt --output-reproducible --of JSON -o $(REPORTS)/sbom.cdx.json
+
+# The code package published to the Function App (see pipeline/function_package.py).
+functions-package:
+	$(PYTHON) -m pipeline.function_package --out build/functionapp.zip
 
 lock: $(PY)  ## recompile the pinned requirements from requirements*.in
 	$(PIP) install --quiet pip-tools
@@ -60,4 +115,4 @@ model: $(STAMP_DEV)  ## regenerate the bundled default model
 	$(PY) tools/make_default_model.py
 
 clean:
-	rm -rf $(VENV) node_modules $(REPORTS) .pytest_cache
+	rm -rf $(VENV) $(VENV_CHECKOV) node_modules $(REPORTS) build .pytest_cache
