@@ -1,8 +1,10 @@
 # MedAI Flow: one entry point for humans and CI.
-#   make serve   run the service locally on the bundled model (http://127.0.0.1:7071/api/v1/docs)
-#   make test    install everything the tests need, then lint, scan and run the whole test suite
-#   make infra   regenerate the Bicep (infra/bicep) and the Kubernetes manifests (infra/k8s)
+#   make serve        run the service locally on the bundled model (http://127.0.0.1:7071/api/v1/docs)
+#   make test         install everything the tests need, then lint, scan and run the whole test suite
+#   make install      install the project, the test tools and Azurite without running anything
+#   make infra        regenerate the Bicep (infra/bicep) and the Kubernetes manifests (infra/k8s)
 #   make infra-check  drift check of both, checkov (Bicep, manifests, Dockerfile), kubernetes-validate
+#   make sbom         CycloneDX SBOM of the runtime dependencies (reports/sbom.cdx.json)
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -12,15 +14,21 @@ PIP := $(PY) -m pip
 STAMP_RUNTIME := $(VENV)/.runtime-installed
 STAMP_DEV := $(VENV)/.dev-installed
 STAMP_NODE := node_modules/.installed
+# checkov pins its own dependency versions (pycep-parser 0.5.1, boto3, ...), so it gets its own venv.
 CHECKOV_VENV := .venv-checkov
 STAMP_CHECKOV := $(CHECKOV_VENV)/.installed
-# Offline flags (no Bridgecrew platform, no update check, no policy download).
-CHECKOV := BC_SKIP_MAPPING=TRUE CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(CHECKOV_VENV)/bin/checkov --skip-download --compact --quiet
+# Offline flags (no Bridgecrew platform mapping, no update check, no policy download): ../shared/TOOLING.md.
+CHECKOV_ENV := BC_SKIP_MAPPING=TRUE CKV_SKIP_PACKAGE_UPDATE_CHECK=true
+CHECKOV := $(CHECKOV_ENV) $(CHECKOV_VENV)/bin/checkov --skip-download --compact --quiet
 REPORTS := reports
+WORKFLOWS := $(wildcard .github/workflows/*.yml)
+# Directories detect-secrets must not read: installed tools, caches and generated reports.
+SECRETS_EXCLUDE := ^\.secrets\.baseline$$|^(\.git|\.venv|\.venv-checkov|node_modules|reports|build|dist|\.pytest_cache|__azurite_db.*|__blobstorage__|__queuestorage__|\.azurite)/|(^|/)__pycache__/
 HOST ?= 127.0.0.1
 PORT ?= 7071
 
-.PHONY: help serve test lint scan pytest lock model clean infra infra-check checkov
+.PHONY: help serve install install-python test lint workflow-lint scan secrets-scan workflow-scan pytest \
+	sbom functions-package lock model clean infra infra-check checkov
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -43,7 +51,6 @@ $(STAMP_DEV): $(STAMP_RUNTIME) requirements-dev.txt
 	$(PIP) install --quiet --no-deps --ignore-requires-python $(FUNCTIONS_RUNTIME)
 	touch $@
 
-# checkov pins its own dependency versions (e.g. pycep-parser 0.5.1), so it gets its own venv.
 $(STAMP_CHECKOV): requirements-checkov.txt
 	$(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
@@ -54,14 +61,43 @@ $(STAMP_NODE): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+install: $(STAMP_DEV) $(STAMP_NODE) $(STAMP_CHECKOV)
+
+install-python: $(STAMP_DEV)
+
 serve: $(STAMP_RUNTIME)  ## local development: authentication explicitly off, loudly
 	MEDAI_ENVIRONMENT=local MEDAI_AUTH_MODE=none $(PY) -m service --host $(HOST) --port $(PORT)
 
-lint: $(STAMP_DEV)
+lint: $(STAMP_DEV) workflow-lint
 	$(PY) -m flake8 .
 
-scan: $(STAMP_DEV)
-	$(PY) -m bandit -q -c bandit.yaml -r function_app.py inference security service infra compliance tools
+# The GitHub workflows: actionlint (with shellcheck on every `run:` script) and yamllint.
+workflow-lint: $(STAMP_DEV)
+	$(VENV)/bin/actionlint -shellcheck=$(VENV)/bin/shellcheck -pyflakes= $(WORKFLOWS)
+	$(VENV)/bin/yamllint --strict -c .yamllint.yaml .github .yamllint.yaml
+
+scan: $(STAMP_DEV) secrets-scan workflow-scan
+	$(PY) -m bandit -q -c bandit.yaml -r function_app.py inference security service infra compliance tools pipeline
+
+# Every finding must already be in .secrets.baseline and audited as a false positive; the committed
+# baseline is only read (the scan result goes to reports/).
+secrets-scan: $(STAMP_DEV)
+	mkdir -p $(REPORTS)
+	cp .secrets.baseline $(REPORTS)/secrets.baseline
+	$(VENV)/bin/detect-secrets scan --all-files --exclude-files '$(SECRETS_EXCLUDE)' \
+		--baseline $(REPORTS)/secrets.baseline
+	$(PY) -m pipeline.secrets_gate $(REPORTS)/secrets.baseline
+
+# checkov's GitHub Actions checks on the workflows. checkov silently drops a workflow its bundled schema
+# rejects (it predates the `attestations` permission): pipeline/checkov_workflows.py hides only those
+# permission lines from it, and fails unless every workflow was scanned with no failed check.
+CHECKOV_WORKFLOWS := $(REPORTS)/checkov-workflows
+workflow-scan: $(STAMP_CHECKOV)
+	rm -rf $(CHECKOV_WORKFLOWS) $(CHECKOV_WORKFLOWS)-report
+	$(PYTHON) -m pipeline.checkov_workflows prepare .github/workflows $(CHECKOV_WORKFLOWS)/.github/workflows
+	$(CHECKOV_ENV) $(CHECKOV_VENV)/bin/checkov -d $(CHECKOV_WORKFLOWS) --framework github_actions --skip-download \
+		--compact -o json --output-file-path $(CHECKOV_WORKFLOWS)-report > /dev/null || true
+	$(PYTHON) -m pipeline.checkov_workflows verify $(CHECKOV_WORKFLOWS)-report/results_json.json .github/workflows
 
 pytest: $(STAMP_DEV) $(STAMP_NODE) $(STAMP_CHECKOV)
 	mkdir -p $(REPORTS)
@@ -83,6 +119,15 @@ infra-check: $(STAMP_DEV) checkov
 	$(PY) -m infra k8s --check
 	$(VENV)/bin/kubernetes-validate --strict infra/k8s/*.yaml
 
+# CycloneDX SBOM of the runtime dependencies (what the Function App and the image install).
+sbom: $(STAMP_DEV)
+	mkdir -p $(REPORTS)
+	$(VENV)/bin/cyclonedx-py requirements requirements.txt --output-reproducible --of JSON -o $(REPORTS)/sbom.cdx.json
+
+# The code package published to the Function App (see pipeline/function_package.py).
+functions-package:
+	$(PYTHON) -m pipeline.function_package --out build/functionapp.zip
+
 lock: $(PY)  ## recompile the pinned requirements from requirements*.in
 	$(PIP) install --quiet pip-tools
 	$(VENV)/bin/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links -o requirements.txt requirements.in
@@ -93,4 +138,4 @@ model: $(STAMP_DEV)  ## regenerate the bundled default model
 	$(PY) tools/make_default_model.py
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) node_modules $(REPORTS) .pytest_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) node_modules $(REPORTS) build .pytest_cache
