@@ -16,6 +16,7 @@ server can overlap them across cores:
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -28,6 +29,8 @@ from .models import LoadedModel, ModelRegistry
 from .postprocess import postprocess
 from .preprocess import PreparedFrame, prepare_frame
 from .settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,20 @@ class InferenceEngine:
             media_type_hint=media_type_hint,
         )
         decoded = time.perf_counter()
+        log.debug(
+            "decoded %s %dx%d, %d frame(s)",
+            image.media_type,
+            image.rows,
+            image.columns,
+            image.total_frames,
+            extra={
+                "request_id": request_id,
+                "modality": image.modality,
+                "transfer_syntax": image.transfer_syntax,
+                "photometric": image.photometric,
+                "decode_ms": round((decoded - started) * 1000, 3),
+            },
+        )
         first = prepare_frame(image, image.frame_indices[0], model.manifest.input, model.fixed_hw)
         prepared = time.perf_counter()
         return Job(

@@ -28,13 +28,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from inference.engine import InferenceEngine
 from inference.errors import ServiceError
 from inference.settings import Settings
 
 from .batch import BatchProcessor, Outcome
 from .logs import configure_logging
 from .storage import STATUS_TAG, BlobStore, LocalStore, blob_service_client
+from .wiring import build_engine
 
 log = logging.getLogger("medai.backfill")
 
@@ -110,11 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--workers", type=int, default=2, help="inputs processed at once (default 2)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"), default="WARNING", help="default WARNING"
+    )
     args = parser.parse_args(argv)
 
     settings = Settings.from_env()
-    configure_logging(dataclasses.replace(settings, log_level="WARNING"))
-    engine = InferenceEngine(settings)
+    configure_logging(dataclasses.replace(settings, log_level=args.log_level))
+    engine = build_engine(settings)
     if args.local_dir:
         if not args.out:
             parser.error("--local-dir needs --out")

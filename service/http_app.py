@@ -38,10 +38,10 @@ from inference.settings import Settings
 from inference.version import version_info
 from security.audit import AuditTrail
 from security.auth import Authenticator, Caller, build_authenticator
-from security.phi import make_instance_ref
 
 from . import schemas
 from .runner import InferenceRunner
+from .wiring import build_engine
 
 log = logging.getLogger("medai.http")
 
@@ -75,14 +75,7 @@ class ServiceState:
         self.settings = settings
         self.authenticator = authenticator or build_authenticator(settings)
         self.authenticator.check_configured()
-        if engine is None:
-            instance_ref = make_instance_ref(
-                self.authenticator.secrets,
-                settings.secrets.phi_hash_key_secret,
-                allow_ephemeral=settings.environment == "local",
-            )
-            engine = InferenceEngine(settings, instance_ref=instance_ref)
-        self.engine = engine
+        self.engine = engine or build_engine(settings, self.authenticator.secrets)
         self.runner = InferenceRunner(self.engine)
         self.audit = AuditTrail()
 

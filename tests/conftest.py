@@ -120,7 +120,8 @@ class ServedApp:
         raise TimeoutError("the service did not become ready")
 
     def logs(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:

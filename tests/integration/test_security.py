@@ -1,0 +1,327 @@
+"""Authentication, authorisation, Key Vault secrets and the audit trail, in the production configuration.
+
+The application runs with ``MEDAI_ENVIRONMENT=production``: Entra ID tokens
+(validated against signing keys fetched over HTTP from a local JWKS endpoint)
+and API keys read from Key Vault (the real ``SecretClient`` against a local
+HTTPS fake of the Key Vault REST API). See ``tests/security_fakes.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+
+import pytest
+from fastapi.testclient import TestClient
+
+from inference.errors import ConfigurationError, MissingSecret, TransientFailure
+from security.audit import AUDIT_LOGGER, FIELDS
+from security.auth import build_authenticator
+from security.secrets import KeyVaultSecrets
+from service.http_app import create_app
+from tests.conftest import DEFAULT_MODELS, make_settings, read_input
+from tests.security_fakes import (
+    AUDIENCE,
+    CALLER_OID,
+    CLIENT_APP,
+    TENANT,
+    FakeKeyVault,
+    StaticTokenCredential,
+    TokenFactory,
+)
+
+pytestmark = pytest.mark.integration
+
+INFER = "/api/v1/models/ct-tissue-seg/infer"
+
+
+@pytest.fixture(scope="module")
+def tokens():
+    factory = TokenFactory()
+    yield factory
+    factory.jwks.close()
+
+
+@pytest.fixture(scope="module")
+def keys():
+    # Generated per run: no key exists in the repository.
+    return {"primary": secrets.token_urlsafe(32), "secondary": secrets.token_urlsafe(32)}
+
+
+@pytest.fixture(scope="module")
+def vault(tmp_path_factory, keys):
+    fake = FakeKeyVault(
+        tmp_path_factory.mktemp("vault"),
+        {"api-key-primary": keys["primary"], "api-key-secondary": keys["secondary"], "phi-hash-key": "k" * 32},
+    )
+    yield fake
+    fake.close()
+
+
+def production_settings(tokens, vault, **extra):
+    return make_settings(
+        MEDAI_ENVIRONMENT="production",
+        MEDAI_AUTH_MODE="entra,api-key",
+        MEDAI_ENTRA_TENANT_ID=TENANT,
+        MEDAI_ENTRA_AUDIENCE=AUDIENCE,
+        MEDAI_ENTRA_JWKS_URI=tokens.jwks.url,
+        MEDAI_KEY_VAULT_URI=vault.url,
+        MEDAI_MODELS_DIR=str(DEFAULT_MODELS),
+        **extra,
+    )
+
+
+def vault_secrets(vault, **kw) -> KeyVaultSecrets:
+    credential = StaticTokenCredential()
+    return KeyVaultSecrets(vault.url, credential=credential, client_factory=vault.client_factory(credential), **kw)
+
+
+@pytest.fixture(scope="module")
+def client(tokens, vault):
+    settings = production_settings(tokens, vault)
+    authenticator = build_authenticator(settings, secrets=vault_secrets(vault))
+    app = create_app(settings, authenticator=authenticator)
+    with TestClient(app) as http:
+        app.state.service.engine.registry.wait_loaded(30)
+        yield http
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def post_ct(client, headers):
+    return client.post(INFER, content=read_input("real_CT_small.dcm"), headers=headers)
+
+
+# --- Entra ID bearer tokens --------------------------------------------------------------------
+
+
+def test_valid_token_is_accepted(client, tokens):
+    response = post_ct(client, bearer(tokens.token()))
+    assert response.status_code == 200, response.text
+
+
+def test_delegated_scope_instead_of_an_app_role(client, tokens):
+    response = post_ct(client, bearer(tokens.token(roles=None, scp="openid Inference.Invoke")))
+    assert response.status_code == 200
+
+
+def test_v1_issuer_of_the_same_tenant(client, tokens):
+    response = post_ct(client, bearer(tokens.token(iss=f"https://sts.windows.net/{TENANT}/")))
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "case, make, status, reason",
+    [
+        ("expired", lambda t: t.token(exp=1_000_000_000, nbf=999_999_000, iat=999_999_000), 401, "token_expired"),
+        ("not yet valid", lambda t: t.token(nbf=4_000_000_000), 401, "token_not_yet_valid"),
+        ("wrong audience", lambda t: t.token(aud="api://someone-else"), 401, "wrong_audience"),
+        (
+            "wrong issuer",
+            lambda t: t.token(iss="https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000/v2.0"),
+            401,
+            "wrong_issuer",
+        ),
+        ("wrong signature", lambda t: t.token(key=t.other_key), 401, "bad_signature"),
+        ("unknown key id", lambda t: t.token(key=t.other_key, kid="rogue"), 401, "invalid_token"),
+        ("alg none", lambda t: t.unsigned(), 401, "invalid_token"),
+        ("missing role", lambda t: t.token(roles=["Reader"]), 403, None),
+        ("no roles or scopes", lambda t: t.token(roles=None), 403, None),
+        ("missing exp", lambda t: t.token(exp=None), 401, "invalid_token"),
+        ("garbage", lambda t: "not.a.jwt", 401, "invalid_token"),
+    ],
+)
+def test_bad_tokens_are_refused_with_the_right_status(client, tokens, case, make, status, reason):
+    response = post_ct(client, bearer(make(tokens)))
+    assert response.status_code == status, case
+    problem = response.json()
+    assert problem["code"] == ("forbidden" if status == 403 else "unauthorized")
+    assert response.headers["content-type"] == "application/problem+json"
+    if reason:
+        assert problem["reason"] == reason
+        assert "Bearer" in response.headers["www-authenticate"]
+
+
+def test_hmac_token_keyed_with_the_public_key_is_refused(client, tokens):
+    # Algorithm confusion: an HS256 token whose secret is the published public key.
+    from cryptography.hazmat.primitives import serialization
+
+    import base64
+    import hashlib
+    import hmac as hmac_module
+
+    public_pem = tokens.key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    # Built by hand: PyJWT itself refuses to use a PEM public key as an HMAC secret.
+    signing_input = f"{b64(json.dumps({'alg': 'HS256', 'typ': 'JWT', 'kid': tokens.kid}).encode())}." + b64(
+        json.dumps(tokens.claims()).encode()
+    )
+    signature = hmac_module.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
+    forged = f"{signing_input}.{b64(signature)}"
+    assert post_ct(client, bearer(forged)).status_code == 401
+
+
+def test_malformed_authorization_header(client):
+    response = post_ct(client, {"Authorization": "Basic dXNlcjpwYXNz"})
+    assert (response.status_code, response.json()["reason"]) == (401, "malformed_header")
+
+
+# --- API keys -----------------------------------------------------------------------------------
+
+
+def test_primary_and_secondary_api_keys(client, keys):
+    assert post_ct(client, {"X-API-Key": keys["primary"]}).status_code == 200
+    assert post_ct(client, {"X-API-Key": keys["secondary"]}).status_code == 200
+
+
+def test_wrong_api_key(client, keys):
+    response = post_ct(client, {"X-API-Key": keys["primary"][:-1] + "x"})
+    assert (response.status_code, response.json()["reason"]) == (401, "invalid_api_key")
+
+
+def test_no_credentials(client):
+    response = post_ct(client, {})
+    assert (response.status_code, response.json()["reason"]) == (401, "missing_credentials")
+    assert "ApiKey" in response.headers["www-authenticate"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/models", "/api/v1/models/ct-tissue-seg", "/api/v1/version"])
+def test_model_and_version_routes_need_credentials(client, keys, path):
+    assert client.get(path).status_code == 401
+    assert client.get(path, headers={"X-API-Key": keys["primary"]}).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/api/v1/health/live", "/api/v1/health/ready", "/api/v1/openapi.json"])
+def test_probes_and_the_api_description_are_anonymous(client, path):
+    response = client.get(path)
+    assert response.status_code == 200
+    if path.endswith("ready"):
+        assert response.json()["authentication"] == "enabled"
+
+
+def test_api_key_rotation_without_restart(tokens, vault, keys):
+    clock = [1000.0]
+    store = vault_secrets(vault, ttl_s=300, clock=lambda: clock[0])
+    authenticator = build_authenticator(production_settings(tokens, vault), secrets=store)
+    old, new = keys["primary"], secrets.token_urlsafe(32)
+    assert authenticator.authenticate({"x-api-key": old}).id == "api-key-primary"
+    fetched = len(vault.requests)
+    assert authenticator.authenticate({"x-api-key": old}).id == "api-key-primary"
+    assert len(vault.requests) == fetched  # served from the cache, no vault round trip
+    vault.secrets["api-key-primary"] = new
+    try:
+        clock[0] += 301  # the cache TTL passes; the process keeps running
+        assert authenticator.authenticate({"x-api-key": new}).id == "api-key-primary"
+        from inference.errors import Unauthorized
+
+        with pytest.raises(Unauthorized):
+            authenticator.authenticate({"x-api-key": old})
+    finally:
+        vault.secrets["api-key-primary"] = old
+
+
+# --- Key Vault ----------------------------------------------------------------------------------
+
+
+def test_secret_client_answers_the_bearer_challenge(vault):
+    credential = StaticTokenCredential()
+    store = KeyVaultSecrets(vault.url, credential=credential, client_factory=vault.client_factory(credential))
+    assert store.get("phi-hash-key") == "k" * 32
+    assert ("https://vault.azure.net/.default",) in credential.scopes
+
+
+def test_missing_secret_names_the_secret_never_a_value(vault, keys):
+    store = vault_secrets(vault)
+    with pytest.raises(MissingSecret) as info:
+        store.get("api-key-tertiary")
+    assert "api-key-tertiary" in info.value.detail
+    assert keys["primary"] not in str(info.value) and keys["secondary"] not in str(info.value)
+
+
+def test_start_up_fails_clearly_when_a_configured_key_is_missing(tokens, vault):
+    settings = production_settings(tokens, vault, MEDAI_API_KEY_SECRETS="api-key-primary,api-key-rotated-in")
+    with pytest.raises(MissingSecret) as info:
+        create_app(settings, authenticator=build_authenticator(settings, secrets=vault_secrets(vault)))
+    assert "'api-key-rotated-in'" in info.value.detail
+
+
+def test_entra_mode_without_tenant_fails_at_start_up(vault):
+    settings = make_settings(MEDAI_ENVIRONMENT="production", MEDAI_AUTH_MODE="entra", MEDAI_KEY_VAULT_URI=vault.url)
+    with pytest.raises(ConfigurationError) as info:
+        build_authenticator(settings)
+    assert "MEDAI_ENTRA_TENANT_ID" in info.value.detail
+
+
+def test_unreachable_vault_serves_the_cached_value_then_fails_transiently(tmp_path):
+    outage = FakeKeyVault(tmp_path, {"api-key-primary": "cached-value"})
+    clock = [0.0]
+    store = vault_secrets(outage, ttl_s=10, clock=lambda: clock[0])
+    assert store.get("api-key-primary") == "cached-value"
+    outage.close()
+    clock[0] = 60  # expired, and the vault is gone
+    assert store.get("api-key-primary") == "cached-value"
+    with pytest.raises(TransientFailure):
+        store.get("never-read-before")
+
+
+# --- audit trail and failed-authentication rate ------------------------------------------------
+
+
+def audit_records(caplog) -> list[dict]:
+    return [json.loads(r.getMessage()) for r in caplog.records if r.name == AUDIT_LOGGER]
+
+
+def test_audit_record_of_an_inference_names_the_caller_never_the_token(client, tokens, caplog):
+    caplog.set_level(logging.DEBUG)
+    token = tokens.token()
+    response = post_ct(client, {**bearer(token), "X-Request-ID": "audit-1"})
+    [record] = [r for r in audit_records(caplog) if r["request_id"] == "audit-1"]
+    assert set(record) == set(FIELDS)
+    assert record["event"] == "inference" and record["outcome"] == "success" and record["status"] == 200
+    assert record["caller"] == {"kind": "entra", "id": CALLER_OID, "app_id": CLIENT_APP, "tenant_id": TENANT}
+    assert record["model"] == {
+        "name": "ct-tissue-seg",
+        "version": "1.0.0",
+        "sha256": response.json()["model"]["sha256"],
+    }
+    assert record["input_sha256"] == response.json()["input"]["sha256"]
+    assert record["latency_ms"] > 0 and record["time"].endswith("Z") and record["source"] == "http"
+    assert token not in caplog.text and token.split(".")[2] not in caplog.text
+
+
+def test_audit_record_of_a_failed_inference_with_an_api_key(client, keys, caplog):
+    caplog.set_level(logging.INFO)
+    headers = {"X-API-Key": keys["secondary"], "X-Request-ID": "audit-2"}
+    client.post(INFER, content=read_input("png_truncated.png"), headers=headers)
+    [record] = [r for r in audit_records(caplog) if r["request_id"] == "audit-2"]
+    assert record["caller"]["kind"] == "api_key" and record["caller"]["id"] == "api-key-secondary"
+    assert (record["status"], record["code"], record["outcome"]) == (422, "corrupt_image", "client_error")
+    assert keys["secondary"] not in caplog.text
+
+
+def test_refused_requests_are_audited_and_the_failure_rate_is_logged(client, caplog):
+    caplog.set_level(logging.INFO)
+    for i in range(3):
+        post_ct(client, {"X-API-Key": "wrong", "X-Request-ID": f"refused-{i}"})
+    refused = [r for r in audit_records(caplog) if r["request_id"].startswith("refused-")]
+    assert [r["event"] for r in refused] == ["refused"] * 3
+    assert all(r["status"] == 401 and r["code"] == "unauthorized" and r["caller"] is None for r in refused)
+    rates = [r.failures_in_window for r in caplog.records if getattr(r, "event", None) == "auth_failed"]
+    assert rates[-1] >= 3 and rates == sorted(rates)
+
+
+def test_local_development_without_auth_says_so_loudly(caplog):
+    caplog.set_level(logging.WARNING)
+    app = create_app(make_settings(MEDAI_MODELS_DIR=str(DEFAULT_MODELS)))
+    with TestClient(app) as http:
+        assert "AUTHENTICATION IS DISABLED" in caplog.text
+        assert http.get("/api/v1/health/ready").json()["authentication"].startswith("DISABLED")
+        assert post_ct(http, {}).status_code == 200
