@@ -5,6 +5,7 @@
 #   make infra        regenerate the Bicep (infra/bicep) and the Kubernetes manifests (infra/k8s)
 #   make infra-check  drift check of both, checkov (Bicep, manifests, Dockerfile), kubernetes-validate
 #   make sbom         CycloneDX SBOM of the runtime dependencies (reports/sbom.cdx.json)
+#   make batch-demo   a local batch run against Azurite: upload, process, show what landed where
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -31,7 +32,7 @@ HOST ?= 127.0.0.1
 PORT ?= 7071
 
 .PHONY: help serve install install-python test lint workflow-lint scan secrets-scan workflow-scan pytest \
-	sbom functions-package lock model clean infra infra-check checkov
+	sbom functions-package lock model clean infra infra-check checkov batch-demo
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -121,6 +122,9 @@ infra-check: $(STAMP_DEV) checkov
 	$(PY) -m infra build --check
 	$(PY) -m infra k8s --check
 	$(VENV)/bin/kubernetes-validate --strict infra/k8s/*.yaml
+
+batch-demo: $(STAMP_RUNTIME) $(STAMP_NODE)
+	$(PY) tools/batch_demo.py
 
 # CycloneDX SBOM of the runtime dependencies (what the Function App and the image install).
 sbom: $(STAMP_DEV)

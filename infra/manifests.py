@@ -168,7 +168,7 @@ def _pod_template(
         "volumeMounts": [
             # The Functions host and the Python worker write temp files, logs and data-protection keys;
             # /tmp is a pod-private emptyDir, not a shared host directory.
-            {"name": "tmp", "mountPath": "/tmp"},  # nosec B108
+            {"name": "tmp", "mountPath": "/tmp"},  # nosec B108  # a per-pod emptyDir, not a shared /tmp
             {"name": "host-data", "mountPath": "/home/data"},
             {"name": "host-logs", "mountPath": "/home/LogFiles"},
             {"name": "aspnet", "mountPath": "/home/ASP.NET"},

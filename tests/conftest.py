@@ -147,51 +147,7 @@ def served_default(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedA
 
 # --- Azurite: the real Azure Storage emulator, started by the tests themselves ---------------
 
-AZURITE_JS = ROOT / "node_modules" / "azurite" / "dist" / "src" / "azurite.js"
-# The emulator's fixed, publicly documented development account key; not a secret.
-AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="  # pragma: allowlist secret  # noqa: E501
-
-
-class Azurite:
-    """A running Azurite with blob, queue and table services on free ports."""
-
-    def __init__(self, location: Path) -> None:
-        if not AZURITE_JS.exists():
-            raise RuntimeError("Azurite is not installed: run `npm ci` (make test does it)")
-        self.blob_port, self.queue_port, self.table_port = free_port(), free_port(), free_port()
-        self._log = (location / "azurite.log").open("wb")
-        self.process = subprocess.Popen(  # noqa: S603 - fixed arguments, a local test server
-            [
-                "node", str(AZURITE_JS), "--silent", "--disableTelemetry", "--skipApiVersionCheck",
-                "--location", str(location),
-                "--blobHost", "127.0.0.1", "--blobPort", str(self.blob_port),
-                "--queueHost", "127.0.0.1", "--queuePort", str(self.queue_port),
-                "--tableHost", "127.0.0.1", "--tablePort", str(self.table_port),
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        wait_for_port(self.blob_port, process=self.process)
-        wait_for_port(self.queue_port, process=self.process)
-
-    @property
-    def connection_string(self) -> str:
-        return (
-            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-            f"AccountKey={AZURITE_KEY};"
-            f"BlobEndpoint=http://127.0.0.1:{self.blob_port}/devstoreaccount1;"
-            f"QueueEndpoint=http://127.0.0.1:{self.queue_port}/devstoreaccount1;"
-            f"TableEndpoint=http://127.0.0.1:{self.table_port}/devstoreaccount1;"
-        )
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self._log.close()
+from tools.azurite import Azurite  # noqa: E402 - shared with `make batch-demo`
 
 
 @pytest.fixture(scope="session")

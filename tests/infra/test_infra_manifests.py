@@ -110,7 +110,7 @@ def test_pods_are_hardened(name):
     for kind in ("requests", "limits"):
         assert {"cpu", "memory"} <= set(container["resources"][kind])
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
-    assert "/tmp" in mounts  # nosec B108 - asserting the emptyDir mount
+    assert "/tmp" in mounts  # nosec B108  # asserting the emptyDir mount
     empty_dirs = {v["name"] for v in spec["volumes"] if "emptyDir" in v}
     assert {m["name"] for m in container["volumeMounts"]} <= empty_dirs
     assert container["ports"][0]["containerPort"] == 8080

@@ -132,3 +132,16 @@ def test_backfill_local_folder(tmp_path):
     assert (source / "series a" / "CT.dcm").exists()  # a local folder is kept by default
     rerun = backfill(env, "--local-dir", str(source), "--out", str(out_dir), "--no-progress")
     assert json.loads(rerun.communicate(timeout=300)[0])["skipped"] == 2
+
+
+def test_batch_demo_command_shows_what_landed_where():
+    run = subprocess.run(
+        [sys.executable, "tools/batch_demo.py"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr
+    out = run.stdout
+    assert "inference-results/\n    ward-7/ct/CT_j2k.dcm.json" in out
+    assert "ward-7/ct/CT_small.dcm.json   -> air 1537.5153 mm², soft_tissue 5183.0978 mm², bone 448.0409 mm²" in out
+    assert "ward-7/ct/truncated.dcm.json   -> 422 corrupt_pixel_data" in out
+    assert "ward-9/notes/scan.png.json   -> 415 unsupported_media_type" in out
+    assert "inference-input/\n  inference-results/" in out  # the input container ends empty

@@ -9,7 +9,7 @@ the manifests with the same commands the README documents.
 from __future__ import annotations
 
 import re
-import subprocess  # nosec B404 - runs the repository's own `python -m infra k8s --help`
+import subprocess  # nosec B404  # runs the repository's own `python -m infra k8s --help`
 import sys
 from pathlib import Path
 from typing import Any
@@ -391,7 +391,7 @@ def test_readme_documents_the_same_generator_commands(deploy: dict[str, Any]) ->
 def test_infra_k8s_cli_accepts_the_flags_the_workflow_passes() -> None:
     if not (REPO / "infra" / "__main__.py").is_file():
         pytest.skip("the `infra` package (issue 5) is not merged here yet")
-    result = subprocess.run(  # nosec B603 - fixed argument list, no shell
+    result = subprocess.run(  # nosec B603  # fixed argument list, no shell
         [sys.executable, "-m", "infra", "k8s", "--help"], cwd=REPO, capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 0, result.stderr
