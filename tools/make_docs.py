@@ -5,7 +5,11 @@ Sections between ``<!-- BEGIN GENERATED: name -->`` and ``<!-- END GENERATED: na
 * ``settings``: every environment variable, its default and meaning (from
   :mod:`inference.settings`);
 * ``errors``: every error code, its status and whether a retry helps (from
-  :mod:`inference.errors`).
+  :mod:`inference.errors`);
+* ``include:<path>``: another Markdown file of the repository (``infra/README.md``,
+  ``pipeline/README.md``, ...), its title dropped and its headings one level
+  deeper, so the README holds the whole documentation and cannot drift from the
+  file kept next to the code it describes.
 
 Usage::
 
@@ -49,7 +53,29 @@ def errors_table() -> str:
 SECTIONS = {"settings": settings_table, "errors": errors_table}
 
 
+def include(path: str) -> str:
+    """The Markdown file at ``path``, without its title, headings demoted one level."""
+    lines = (ROOT / path).read_text(encoding="utf-8").rstrip("\n").splitlines()
+    if lines and lines[0].startswith("# "):
+        lines = lines[1:]
+    while lines and not lines[0].strip():
+        lines = lines[1:]
+    fenced = False
+    out = []
+    for line in lines:
+        if line.startswith("```"):
+            fenced = not fenced
+        out.append("#" + line if (line.startswith("#") and not fenced) else line)
+    return "\n".join(out)
+
+
 def render(text: str) -> str:
+    for path in re.findall(r"<!-- BEGIN GENERATED: include:(\S+) -->", text):
+        pattern = re.compile(
+            rf"(<!-- BEGIN GENERATED: include:{re.escape(path)} -->\n)(?:.*?\n)?(<!-- END GENERATED: include:{re.escape(path)} -->)",
+            re.DOTALL,
+        )
+        text = pattern.sub(lambda m, p=path: m.group(1) + include(p) + "\n" + m.group(2), text)
     for name, build in SECTIONS.items():
         pattern = re.compile(
             rf"(<!-- BEGIN GENERATED: {name} -->\n)(?:.*?\n)?(<!-- END GENERATED: {name} -->)", re.DOTALL
