@@ -71,10 +71,8 @@ def include(path: str) -> str:
 
 def render(text: str) -> str:
     for path in re.findall(r"<!-- BEGIN GENERATED: include:(\S+) -->", text):
-        pattern = re.compile(
-            rf"(<!-- BEGIN GENERATED: include:{re.escape(path)} -->\n)(?:.*?\n)?(<!-- END GENERATED: include:{re.escape(path)} -->)",
-            re.DOTALL,
-        )
+        marker = f"GENERATED: include:{re.escape(path)} -->"
+        pattern = re.compile(rf"(<!-- BEGIN {marker}\n)(?:.*?\n)?(<!-- END {marker})", re.DOTALL)
         text = pattern.sub(lambda m, p=path: m.group(1) + include(p) + "\n" + m.group(2), text)
     for name, build in SECTIONS.items():
         pattern = re.compile(

@@ -1,0 +1,54 @@
+"""A failure nobody planned for: a 500 with a correlation id, and nothing of its cause in the body or log.
+
+Fault injection: an engine whose stage 1 raises an arbitrary exception quoting
+patient data, as a bug deep in a decoder might. No client input can do this (the
+mutation test in tests/unit shows it), so the fault is injected.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from fastapi.testclient import TestClient
+
+from inference.engine import InferenceEngine
+from service.http_app import create_app
+from tests.conftest import DEFAULT_MODELS, make_settings, read_input
+
+pytestmark = pytest.mark.integration
+
+SECRET_ISH = "Zzyzx^Quintilla 19230417"
+
+
+class BrokenEngine(InferenceEngine):
+    def prepare(self, *args, **kwargs):
+        raise RuntimeError(f"unexpected state while reading {SECRET_ISH}")
+
+
+def test_unexpected_exception_is_a_bare_500(caplog):
+    settings = make_settings(MEDAI_MODELS_DIR=str(DEFAULT_MODELS))
+    app = create_app(settings, engine=BrokenEngine(settings))
+    caplog.set_level(logging.DEBUG)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.post(
+            "/api/v1/models/ct-tissue-seg/infer",
+            content=read_input("real_CT_small.dcm"),
+            headers={"X-Request-ID": "r-500"},
+        )
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json() == {
+        "type": "https://medaiflow.example/problems/internal_error",
+        "title": "Internal error",
+        "status": 500,
+        "code": "internal_error",
+        "detail": "Internal error",
+        "retryable": False,
+        "instance": "/api/v1/models/ct-tissue-seg/infer",
+        "request_id": "r-500",
+    }
+    assert "unexpected RuntimeError" in caplog.text and "r-500" in str([r.__dict__ for r in caplog.records])
+    assert SECRET_ISH not in caplog.text
+    audit = [r.getMessage() for r in caplog.records if r.name == "medai.audit"]
+    assert any('"status": 500' in line and '"code": "internal_error"' in line for line in audit)
