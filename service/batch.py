@@ -129,6 +129,7 @@ class BatchProcessor:
         model = self.engine.model(self.model_name)
         data = b""
         sha = None
+        known: tuple[RecordInfo | None, RecordInfo | None] | None = None  # (result, error) once looked up
         try:
             if item.size == 0:
                 raise EmptyBody("The input is empty (0 bytes).")
@@ -144,6 +145,7 @@ class BatchProcessor:
                 self._finish(item, data, "processed")
                 return self._done(Outcome("skipped", name), ref, request_id, started)
             previous_error = self.store.record("error", name)
+            known = (existing, previous_error)
             if _same(previous_error, info):
                 self._finish(item, data, "failed")
                 return self._done(Outcome("skipped", name), ref, request_id, started)
@@ -152,7 +154,7 @@ class BatchProcessor:
         except ServiceError as err:
             if not err.is_client_error:
                 raise  # transient or server-side: the host retries, then the poison path records it
-            return self._fail(item, data, sha, err, ref, request_id, started)
+            return self._fail(item, data, sha, err, ref, request_id, started, known)
 
         document = {
             "schema": RESULT_SCHEMA,
@@ -164,7 +166,8 @@ class BatchProcessor:
             "result": result,
         }
         self.store.write_record("result", name, document, info, replace=existing)
-        self.store.delete_record("error", name)
+        if previous_error is not None:  # a stale record of older content at this path
+            self.store.delete_record("error", name)
         self._audit(request_id, model.manifest, 200, None, data, started)
         self._finish(item, data, "processed")
         return self._done(Outcome("processed", name), ref, request_id, started)
@@ -178,11 +181,18 @@ class BatchProcessor:
         ref: str,
         request_id: str,
         started: float,
+        known: tuple[RecordInfo | None, RecordInfo | None] | None,
     ) -> Outcome:
         model = self.engine.registry.manifest(self.model_name)
         info = RecordInfo(etag=None, input_sha256=sha, model_sha256=model.sha256, input_etag=item.etag)
-        self.write_error(item, sha, error, request_id, model_fields=_model_fields(model), info=info)
-        self.store.delete_record("result", item.name)
+        if known is None:
+            known = (self.store.record("result", item.name), self.store.record("error", item.name))
+        stale_result, existing_error = known
+        self.write_error(
+            item, sha, error, request_id, model_fields=_model_fields(model), info=info, existing=existing_error
+        )
+        if stale_result is not None:
+            self.store.delete_record("result", item.name)
         self._audit(request_id, model, error.status, error.code, data, started)
         # An input refused on its size alone was never downloaded: the archive copy streams it.
         self._finish(item, data if (data or item.size == 0) else None, "failed")
@@ -197,9 +207,16 @@ class BatchProcessor:
         *,
         model_fields: dict[str, Any] | None,
         info: RecordInfo,
+        existing: RecordInfo | None | bool = False,
     ) -> None:
-        """Write the error record of an input (replacing an older one)."""
-        existing = self.store.record("error", item.name)
+        """Write the error record of an input (replacing an older one).
+
+        Args:
+            existing: The error record already there, when the caller looked it up
+                (None: there is none); ``False`` looks it up here.
+        """
+        if existing is False:
+            existing = self.store.record("error", item.name)
         document = {
             "schema": ERROR_SCHEMA,
             "status": "failed",
@@ -208,7 +225,7 @@ class BatchProcessor:
             "problem": problem_details(error, request_id=request_id),
             "finished_at": _now(),
         }
-        self.store.write_record("error", item.name, document, info, replace=existing)
+        self.store.write_record("error", item.name, document, info, replace=existing or None)
 
     def _input_fields(self, item: ItemProperties, sha: str | None) -> dict[str, Any]:
         return {
