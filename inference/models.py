@@ -70,6 +70,8 @@ class LoadedModel:
         signature: Inputs and outputs with OIP v2 datatypes and shapes.
         load_ms: How long creating the session took.
         warm: Whether the warm-up inference has run.
+        batchable: Several images can share one run: the input's batch axis and every
+            output's first axis are dynamic, and every output is a tensor.
     """
 
     manifest: Manifest
@@ -80,6 +82,7 @@ class LoadedModel:
     constants: dict[str, np.ndarray] = field(default_factory=dict)
     load_ms: float = 0.0
     warm: bool = False
+    batchable: bool = False
 
     @property
     def name(self) -> str:
@@ -365,7 +368,22 @@ def load_model(manifest: Manifest, runtime: RuntimeSettings) -> LoadedModel:
         output_names=[o.name for o in session.get_outputs()],
         signature=signature,
         constants=constants,
+        batchable=_batchable(manifest, session),
     )
+
+
+def _batchable(manifest: Manifest, session: Any) -> bool:
+    """Whether one run can carry several images (see :attr:`LoadedModel.batchable`)."""
+    layout = manifest.input.layout
+    if "N" not in layout or manifest.constants:
+        return False
+    image = next(arg for arg in session.get_inputs() if arg.name == manifest.input.name)
+    if isinstance(image.shape[layout.index("N")], int):
+        return False
+    for output in session.get_outputs():
+        if not str(output.type).startswith("tensor(") or not output.shape or isinstance(output.shape[0], int):
+            return False
+    return True
 
 
 def check_signature(manifest: Manifest, session: Any) -> tuple[tuple[int | None, int | None], dict[str, np.ndarray]]:

@@ -15,15 +15,22 @@ Thread pools are first-in first-out, which gives fair queueing.
 
 The primitives are threads and locks rather than asyncio objects, so the same
 runner works under uvicorn's loop and under the Functions worker's loop.
+
+Optional micro-batching (``MEDAI_MAX_BATCH`` > 1, for GPU or large hosts): a
+single-frame request to a model with a dynamic batch axis waits up to
+``MEDAI_MAX_BATCH_DELAY_MS`` for others with the same tensor shape, and they
+share one ``session.run``. On a small CPU instance it gains little, so it is off
+by default.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import queue
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from inference.engine import InferenceEngine, Job, PredictOptions
@@ -56,6 +63,11 @@ class InferenceRunner:
         self._infer_pool = ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="infer")
         self._lock = threading.Lock()
         self._in_system = 0
+        self._batcher = (
+            MicroBatcher(self, runtime.max_batch, runtime.max_batch_delay_ms / 1000)
+            if runtime.max_batch > 1
+            else None
+        )
 
     @property
     def in_system(self) -> int:
@@ -100,16 +112,51 @@ class InferenceRunner:
                 ),
             )
             queued_at = time.monotonic()
-            job = await loop.run_in_executor(self._infer_pool, self._execute, job, queued_at)
+            if self._batcher is not None and job.model.batchable and len(job.image.frame_indices) == 1:
+                job = await asyncio.wrap_future(self._batcher.submit(job, queued_at))
+            else:
+                job = await loop.run_in_executor(self._infer_pool, self._execute, job, queued_at)
             return self.engine.result(job)
         finally:
             self._leave()
 
     def _execute(self, job: Job, queued_at: float) -> Job:
+        self.check_wait(queued_at)
+        return self.engine.execute(job)
+
+    def check_wait(self, queued_at: float) -> None:
+        """Refuse a request that waited too long for a slot (its client has likely given up).
+
+        Raises:
+            Overloaded: The wait exceeded ``MEDAI_QUEUE_TIMEOUT_S``.
+        """
         waited = time.monotonic() - queued_at
         if waited > self.queue_timeout_s:
             raise Overloaded(f"The request waited {waited:.1f} s for an inference slot; retry shortly.", retry_after=2)
-        return self.engine.execute(job)
+
+    def run_batch(self, batch: list[tuple[Job, float, Future[Job]]]) -> None:
+        """Run collected jobs as one batch on the inference pool (micro-batching)."""
+        ready = []
+        for job, queued_at, future in batch:
+            try:
+                self.check_wait(queued_at)
+            except Overloaded as err:
+                future.set_exception(err)
+            else:
+                ready.append((job, future))
+        if not ready:
+            return
+        try:
+            done = self.engine.execute_batch([job for job, _ in ready])
+        except Exception as err:  # every waiting request gets the failure, none hangs
+            for _, future in ready:
+                future.set_exception(err)
+            return
+        for job, (_, future) in zip(done, ready):
+            future.set_result(job)
+
+    def submit_batch(self, batch: list[tuple[Job, float, Future[Job]]]) -> None:
+        self._infer_pool.submit(self.run_batch, batch)
 
     async def call(self, func: Any, *args: Any) -> Any:
         """Run a blocking call (model loading, description) on the prepare pool."""
@@ -120,3 +167,51 @@ class InferenceRunner:
         """Stop the pools (tests and graceful shutdown)."""
         self._prepare_pool.shutdown(wait=False, cancel_futures=True)
         self._infer_pool.shutdown(wait=False, cancel_futures=True)
+
+
+class MicroBatcher:
+    """Collects single-frame jobs with the same model and tensor shape into batches.
+
+    One dispatcher thread per (model, shape, dtype), at most ``MAX_QUEUES`` of them;
+    beyond that a job is run alone (dynamic-size models would otherwise create a
+    thread per image size).
+    """
+
+    MAX_QUEUES = 32
+
+    def __init__(self, runner: InferenceRunner, max_batch: int, max_delay_s: float) -> None:
+        self._runner = runner
+        self._max_batch = max_batch
+        self._max_delay_s = max_delay_s
+        self._queues: dict[tuple[Any, ...], queue.Queue[tuple[Job, float, Future[Job]]]] = {}
+        self._lock = threading.Lock()
+
+    def submit(self, job: Job, queued_at: float) -> Future[Job]:
+        """Queue ``job``; the future resolves when its batch has run."""
+        future: Future[Job] = Future()
+        tensor = job.first.tensor
+        key = (job.model.name, tensor.shape, tensor.dtype.str)
+        with self._lock:
+            jobs = self._queues.get(key)
+            if jobs is None and len(self._queues) < self.MAX_QUEUES:
+                jobs = self._queues[key] = queue.Queue()
+                threading.Thread(target=self._dispatch, args=(jobs,), name="micro-batcher", daemon=True).start()
+        if jobs is None:
+            self._runner.submit_batch([(job, queued_at, future)])
+        else:
+            jobs.put((job, queued_at, future))
+        return future
+
+    def _dispatch(self, jobs: queue.Queue[tuple[Job, float, Future[Job]]]) -> None:
+        while True:
+            batch = [jobs.get()]
+            deadline = time.monotonic() + self._max_delay_s
+            while len(batch) < self._max_batch:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(jobs.get(timeout=remaining))
+                except queue.Empty:
+                    break
+            self._runner.submit_batch(batch)
