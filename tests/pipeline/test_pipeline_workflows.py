@@ -364,6 +364,7 @@ def test_rollout_renders_manifests_for_the_attested_digest_and_waits(deploy: dic
     check_at = script.index("python -m pipeline.manifest_check build/k8s")
     dry_run = script.index("kubectl apply --dry-run=server --recursive --filename build/k8s")
     assert render_at < check_at < dry_run < script.index("kubectl apply --recursive --filename build/k8s")
+    assert script.index("kubectl rollout restart deployment/keda-operator --namespace kube-system") > dry_run
     for deployment in ("medai-http", "medai-blob-worker"):
         assert f"kubectl rollout status deployment/{deployment}" in script
 
