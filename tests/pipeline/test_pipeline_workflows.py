@@ -397,8 +397,11 @@ def test_readme_documents_the_same_generator_commands(deploy: dict[str, Any]) ->
     assert "python -m infra build --check" in run_commands(deploy["jobs"]["provision"])
     assert "python -m infra build --check" in readme
     assert "python -m infra k8s --image" in readme
-    for flag in ("--workload-client-id", "--storage-account", "--out build/k8s"):
-        assert flag in readme
+    rollout = run_commands(deploy["jobs"]["rollout-aks"])
+    flags = set(re.findall(r"(--[a-z-]+) ", rollout[rollout.index("-m infra k8s"):].split("\n", 1)[0]))
+    assert len(flags) >= 9
+    for flag in flags:
+        assert flag in readme, flag
 
 
 def test_infra_k8s_cli_accepts_the_flags_the_workflow_passes() -> None:
