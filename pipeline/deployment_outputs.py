@@ -4,62 +4,100 @@
 ``{"registryLoginServer": {"type": "String", "value": "..."}, ...}``. The
 workflow pipes it here and appends the result to ``$GITHUB_OUTPUT``. The
 command fails (exit 1) when an output the later jobs depend on is missing or
-has a value that could break out of a ``name=value`` line or a shell word, so a
-change of the Bicep contract stops the deployment at the provision job rather
-than half-way through a rollout.
+does not have the form expected of it (a resource name, a GUID, a namespace,
+...), so a change of the Bicep contract stops the deployment at the provision
+job rather than half-way through a rollout. No value can break out of a
+``name=value`` line or a shell word.
 
 Usage::
 
     az deployment group show ... --query properties.outputs -o json \\
       | python -m pipeline.deployment_outputs >> "$GITHUB_OUTPUT"
+
+    # one validated value, alone on stdout (for an output that is not a job output)
+    az deployment group show ... --query properties.outputs -o json \\
+      | python -m pipeline.deployment_outputs --value appInsightsConnectionString
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, TextIO
 
-REQUIRED_OUTPUTS: Final = (
-    "registryLoginServer",
-    "registryName",
-    "aksClusterName",
-    "functionAppName",
-    "functionAppHostName",
-    "keyVaultUri",
-    "keyVaultName",
-    "storageAccountName",
-    "workloadIdentityClientId",
-    "resourceGroupName",
-)
-"""The outputs of ``infra/bicep/main.bicep`` that the deploy workflow reads (the issue 5 contract)."""
+_NAME: Final = r"[A-Za-z0-9][A-Za-z0-9._:/-]*"
+"""Resource names, host names and URIs: nothing a shell or ``$GITHUB_OUTPUT`` treats specially."""
+_GUID: Final = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+_DNS_LABEL: Final = r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?"
+"""A Kubernetes namespace (RFC 1123 label)."""
+_DNS_SUBDOMAIN: Final = r"[a-z0-9](?:[-a-z0-9.]{0,251}[a-z0-9])?"
+"""A Kubernetes service account name (RFC 1123 subdomain)."""
+_AUDIENCES: Final = rf"{_NAME}(?:, ?{_NAME})*"
+"""``entraAudience``: one or more audiences, comma-separated (MEDAI_ENTRA_AUDIENCE)."""
+_CONNECTION_STRING: Final = r"[A-Za-z]+=[A-Za-z0-9._:/-]+(?:;[A-Za-z]+=[A-Za-z0-9._:/-]+)*;?"
+"""``Key=value;Key=value``, the Application Insights connection string."""
 
-_SAFE_VALUE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
-"""Resource names, host names, URIs and GUIDs: nothing a shell or ``$GITHUB_OUTPUT`` treats specially."""
+OUTPUT_FORMATS: Final[Mapping[str, re.Pattern[str]]] = {
+    name: re.compile(pattern)
+    for name, pattern in {
+        "resourceGroupName": _NAME,
+        "registryLoginServer": _NAME,
+        "registryName": _NAME,
+        "aksClusterName": _NAME,
+        "functionAppName": _NAME,
+        "functionAppHostName": _NAME,
+        "storageAccountName": _NAME,
+        "storageSystemTopicName": _NAME,
+        "workloadIdentityClientId": _GUID,
+        "keyVaultUri": r"https://" + _NAME,
+        "entraTenantId": _GUID,
+        "entraAudience": _AUDIENCES,
+        "k8sNamespace": _DNS_LABEL,
+        "k8sServiceAccount": _DNS_SUBDOMAIN,
+        "appInsightsConnectionString": _CONNECTION_STRING,
+    }.items()
+}
+"""Every output of ``infra/bicep/main.bicep`` the deploy workflow reads, with the form its value must have."""
+
+REQUIRED_OUTPUTS: Final = tuple(OUTPUT_FORMATS)
+"""The outputs of ``infra/bicep/main.bicep`` that the deploy workflow depends on (validated in provision)."""
+
+READ_IN_JOB: Final = ("appInsightsConnectionString",)
+"""Validated with the others but not written as job outputs: the job that needs the value reads it
+from the deployment itself (``--value``) and masks it. Not a secret (ingestion needs Entra ID), but it
+would otherwise be printed in every step's environment, and GitHub drops a job output that holds a
+masked value."""
+
+JOB_OUTPUTS: Final = tuple(name for name in REQUIRED_OUTPUTS if name not in READ_IN_JOB)
+"""The outputs written as ``name=value`` lines, i.e. the ``provision`` job's outputs."""
 
 
 class OutputError(ValueError):
     """The deployment outputs do not satisfy the contract."""
 
 
-def parse_outputs(outputs: Mapping[str, Any], required: tuple[str, ...] = REQUIRED_OUTPUTS) -> dict[str, str]:
+def parse_outputs(outputs: Mapping[str, Any], required: Sequence[str] = REQUIRED_OUTPUTS) -> dict[str, str]:
     """Return ``{name: value}`` for every required output, validated.
 
     Args:
         outputs: the ``properties.outputs`` object of an ARM deployment.
-        required: the output names that must be present.
+        required: the output names that must be present (each a key of :data:`OUTPUT_FORMATS`).
 
     Returns:
         The required outputs as strings, in the order of ``required``.
 
     Raises:
-        OutputError: an output is missing, is not a string, is empty or contains
-            characters outside ``[A-Za-z0-9._:/-]``.
+        OutputError: an output is missing, is not a string, is empty or does not have the form
+            :data:`OUTPUT_FORMATS` gives for it.
     """
     if not isinstance(outputs, Mapping):
         raise OutputError("deployment outputs must be a JSON object")
+    unknown = [name for name in required if name not in OUTPUT_FORMATS]
+    if unknown:
+        raise OutputError(f"not an output the workflow knows: {', '.join(unknown)}")
     missing = [name for name in required if name not in outputs]
     if missing:
         raise OutputError(f"deployment outputs missing: {', '.join(missing)}")
@@ -69,9 +107,10 @@ def parse_outputs(outputs: Mapping[str, Any], required: tuple[str, ...] = REQUIR
         value = entry.get("value") if isinstance(entry, Mapping) else None
         if not isinstance(value, str) or not value:
             raise OutputError(f"deployment output {name} must be a non-empty string")
-        if not _SAFE_VALUE.fullmatch(value):
+        pattern = OUTPUT_FORMATS[name]
+        if not pattern.fullmatch(value):
             # The value itself is not echoed: it failed validation and could be anything.
-            raise OutputError(f"deployment output {name} has characters outside [A-Za-z0-9._:/-]")
+            raise OutputError(f"deployment output {name} does not match {pattern.pattern}")
         result[name] = value
     return result
 
@@ -81,14 +120,28 @@ def format_github_output(values: Mapping[str, str]) -> str:
     return "".join(f"{name}={value}\n" for name, value in values.items())
 
 
-def main(stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
-    """Read the outputs JSON from ``stdin`` and write ``name=value`` lines to ``stdout``."""
+def main(
+    argv: Sequence[str] | None = None,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """Read the outputs JSON from ``stdin``; write the job outputs (or one ``--value``) to ``stdout``."""
+    stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--value", metavar="NAME", choices=REQUIRED_OUTPUTS,
+                        help="print only this output's validated value instead of the job outputs")
+    args = parser.parse_args(argv)
     try:
-        values = parse_outputs(json.load(stdin))
+        outputs = json.load(stdin)
+        values = parse_outputs(outputs)
     except (OutputError, json.JSONDecodeError) as err:
         print(f"::error::{err}", file=stderr)
         return 1
-    stdout.write(format_github_output(values))
+    if args.value:
+        stdout.write(values[args.value] + "\n")
+    else:
+        stdout.write(format_github_output({name: values[name] for name in JOB_OUTPUTS}))
     return 0
 
 

@@ -1,17 +1,18 @@
 """Write an ARM parameters file holding exactly the parameters a template declares.
 
 The Event Grid subscription (``infra/bicep/eventgrid.bicep``, issue 5) is
-deployed after the function code is published, because it needs the Functions
-``blobs_extension`` system key, which exists only once the host has indexed the
-blob trigger. The workflow knows a few values (the function app and storage
-account names from the main deployment, the key it fetched); this command offers
-them to the compiled template and keeps the ones it declares. A parameter the
-template requires (no default) that the workflow cannot supply fails the
-deployment here, by name, instead of as an ARM validation error.
+deployed after the function code is published: its webhook URL carries the
+Functions ``blobs_extension`` system key, which exists only once the host has
+indexed the blob trigger. The template reads that key itself (``listKeys()`` on
+the Functions host inside the deployment), so the workflow never handles it.
+The workflow knows a few values from the main deployment (the function app,
+storage account and Event Grid system topic names); this command offers them to
+the compiled template and keeps the ones it declares. A parameter the template
+requires (no default) that the workflow cannot supply fails the deployment
+here, by name, instead of as an ARM validation error.
 
-Values are read from the environment, never from the command line, so the key
-does not appear in the process list or the log; the parameters file is written
-with mode 0600.
+Values are read from the environment (:data:`OFFERED` names the variables); the
+parameters file is written with mode 0600.
 
 Usage::
 
@@ -33,9 +34,10 @@ from typing import Any, Final
 OFFERED: Final = {
     "functionAppName": "FUNCTION_APP_NAME",
     "storageAccountName": "STORAGE_ACCOUNT_NAME",
-    "blobsExtensionKey": "BLOBS_EXTENSION_KEY",
+    "systemTopicName": "SYSTEM_TOPIC_NAME",
 }
-"""Template parameter name -> environment variable the workflow sets."""
+"""Template parameter name -> environment variable the workflow's eventgrid job sets (from the
+``functionAppName``, ``storageAccountName`` and ``storageSystemTopicName`` outputs of main.bicep)."""
 
 _PARAMETERS_SCHEMA: Final = "https://schema.management.azure.com/schemas/2019-04-01/deploymentParameters.json#"
 

@@ -12,37 +12,76 @@ from pathlib import Path
 import pytest
 from workflow_data import REPO
 
-from pipeline import checkov_workflows, deployment_outputs, function_package, secrets_gate, template_parameters
+from infra import __main__ as infra_cli
+from infra import manifests as infra_manifests
+from pipeline import (checkov_workflows, deployment_outputs, function_package, manifest_check, secrets_gate,
+                      template_parameters)
 
 # --- deployment_outputs ----------------------------------------------------------------------------------
 
+CONNECTION_STRING = (
+    "InstrumentationKey=4a8b2f1c-9d3e-4f5a-8b7c-6d5e4f3a2b1c;"
+    "IngestionEndpoint=https://swedencentral-0.in.applicationinsights.azure.com/;"
+    "LiveEndpoint=https://swedencentral.livediagnostics.monitor.azure.com/;"
+    "ApplicationId=7c6b5a4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d"
+)
 GOOD_OUTPUTS = {
+    "resourceGroupName": {"type": "String", "value": "rg-medai-flow"},
     "registryLoginServer": {"type": "String", "value": "crmedaiflow.azurecr.io"},
     "registryName": {"type": "String", "value": "crmedaiflow"},
     "aksClusterName": {"type": "String", "value": "aks-medai-flow"},
+    "aksOidcIssuerUrl": {"type": "String", "value": "https://swedencentral.oic.prod-aks.azure.com/t/c/"},
     "functionAppName": {"type": "String", "value": "func-medai-flow"},
     "functionAppHostName": {"type": "String", "value": "func-medai-flow.azurewebsites.net"},
     "keyVaultUri": {"type": "String", "value": "https://kv-medai-flow.vault.azure.net/"},
     "keyVaultName": {"type": "String", "value": "kv-medai-flow"},
     "storageAccountName": {"type": "String", "value": "stmedaiflow"},
+    "storageSystemTopicName": {"type": "String", "value": "evgt-medai-prod-storage"},
     "workloadIdentityClientId": {"type": "String", "value": "0f8fad5b-d9cb-469f-a165-70867728950e"},
-    "resourceGroupName": {"type": "String", "value": "rg-medai-flow"},
+    "entraTenantId": {"type": "String", "value": "72f988bf-86f1-41af-91ab-2d7cd011db47"},
+    "entraAudience": {"type": "String", "value": "api://medai-flow,0f8fad5b-d9cb-469f-a165-70867728950f"},
+    "appInsightsConnectionString": {"type": "String", "value": CONNECTION_STRING},
+    "k8sNamespace": {"type": "String", "value": "medai"},
+    "k8sServiceAccount": {"type": "String", "value": "medai-inference"},
     "extra": {"type": "Int", "value": 3},
 }
 
 
+def _run_outputs(outputs: object, *argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = deployment_outputs.main(list(argv), io.StringIO(json.dumps(outputs)), out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
 def test_outputs_become_name_value_lines_in_contract_order() -> None:
-    out = io.StringIO()
-    assert deployment_outputs.main(io.StringIO(json.dumps(GOOD_OUTPUTS)), out, io.StringIO()) == 0
-    lines = out.getvalue().splitlines()
-    assert lines[0] == "registryLoginServer=crmedaiflow.azurecr.io"
+    code, out, _ = _run_outputs(GOOD_OUTPUTS)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "resourceGroupName=rg-medai-flow"
     assert "keyVaultUri=https://kv-medai-flow.vault.azure.net/" in lines
-    assert [line.split("=", 1)[0] for line in lines] == list(deployment_outputs.REQUIRED_OUTPUTS)
+    assert "k8sNamespace=medai" in lines and "storageSystemTopicName=evgt-medai-prod-storage" in lines
+    assert [line.split("=", 1)[0] for line in lines] == list(deployment_outputs.JOB_OUTPUTS)
+
+
+def test_the_connection_string_is_validated_but_never_a_job_output() -> None:
+    code, out, _ = _run_outputs(GOOD_OUTPUTS)
+    assert code == 0 and CONNECTION_STRING not in out and "appInsightsConnectionString" not in out
+    assert "appInsightsConnectionString" in deployment_outputs.REQUIRED_OUTPUTS
+    broken = dict(GOOD_OUTPUTS, appInsightsConnectionString={"type": "String", "value": "a\n::stop-commands::x"})
+    assert _run_outputs(broken)[0] == 1
+
+
+def test_one_value_alone_for_the_job_that_reads_it_itself() -> None:
+    code, out, _ = _run_outputs(GOOD_OUTPUTS, "--value", "appInsightsConnectionString")
+    assert (code, out) == (0, CONNECTION_STRING + "\n")
+    with pytest.raises(SystemExit):
+        _run_outputs(GOOD_OUTPUTS, "--value", "notAnOutput")
 
 
 def test_a_missing_output_stops_the_deployment_by_name() -> None:
-    broken = {name: value for name, value in GOOD_OUTPUTS.items() if name not in {"aksClusterName", "registryName"}}
-    with pytest.raises(deployment_outputs.OutputError, match="missing: registryName, aksClusterName"):
+    broken = {name: value for name, value in GOOD_OUTPUTS.items()
+              if name not in {"aksClusterName", "registryName", "k8sNamespace"}}
+    with pytest.raises(deployment_outputs.OutputError, match="missing: registryName, aksClusterName, k8sNamespace"):
         deployment_outputs.parse_outputs(broken)
 
 
@@ -51,19 +90,36 @@ def test_a_missing_output_stops_the_deployment_by_name() -> None:
     ["name\nINJECTED=1", "$(curl evil)", "a b", "", "name;rm -rf /", "-flag"],
 )
 def test_an_unsafe_output_value_is_refused_without_echoing_it(value: str) -> None:
-    outputs = dict(GOOD_OUTPUTS, functionAppName={"type": "String", "value": value})
-    err = io.StringIO()
-    assert deployment_outputs.main(io.StringIO(json.dumps(outputs)), io.StringIO(), err) == 1
-    assert "functionAppName" in err.getvalue()
+    code, _, err = _run_outputs(dict(GOOD_OUTPUTS, functionAppName={"type": "String", "value": value}))
+    assert code == 1
+    assert "functionAppName" in err
     if value:
-        assert value not in err.getvalue()
+        assert value not in err
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("workloadIdentityClientId", "not-a-guid"),
+        ("entraTenantId", "contoso.onmicrosoft.com"),
+        ("k8sNamespace", "Medai"),
+        ("k8sNamespace", "medai-"),
+        ("k8sServiceAccount", "medai inference"),
+        ("keyVaultUri", "http://kv-medai-flow.vault.azure.net/"),
+        ("entraAudience", "api://a;b"),
+        ("appInsightsConnectionString", "InstrumentationKey=x y"),
+    ],
+)
+def test_each_output_must_have_its_own_form(name: str, value: str) -> None:
+    with pytest.raises(deployment_outputs.OutputError, match=name):
+        deployment_outputs.parse_outputs(dict(GOOD_OUTPUTS, **{name: {"type": "String", "value": value}}))
 
 
 def test_non_string_and_malformed_outputs_fail() -> None:
     with pytest.raises(deployment_outputs.OutputError, match="non-empty string"):
         deployment_outputs.parse_outputs(dict(GOOD_OUTPUTS, registryName={"type": "Int", "value": 1}))
-    assert deployment_outputs.main(io.StringIO("not json"), io.StringIO(), io.StringIO()) == 1
-    assert deployment_outputs.main(io.StringIO("[]"), io.StringIO(), io.StringIO()) == 1
+    assert deployment_outputs.main([], io.StringIO("not json"), io.StringIO(), io.StringIO()) == 1
+    assert deployment_outputs.main([], io.StringIO("[]"), io.StringIO(), io.StringIO()) == 1
 
 
 # --- function_package ------------------------------------------------------------------------------------
@@ -134,46 +190,118 @@ TEMPLATE = {
     "parameters": {
         "functionAppName": {"type": "string"},
         "storageAccountName": {"type": "string"},
-        "blobsExtensionKey": {"type": "securestring"},
-        "location": {"type": "string", "defaultValue": "[resourceGroup().location]"},
+        "systemTopicName": {"type": "string"},
+        "maxDeliveryAttempts": {"type": "int", "defaultValue": 30},
     }
 }
-OFFERED = {"functionAppName": "func-x", "storageAccountName": "stx", "blobsExtensionKey": "k3y-value"}
+OFFERED = {"functionAppName": "func-x", "storageAccountName": "stx", "systemTopicName": "evgt-x"}
 
 
 def test_only_declared_parameters_are_supplied() -> None:
     assert template_parameters.select_parameters(TEMPLATE, OFFERED) == {
         "functionAppName": {"value": "func-x"},
         "storageAccountName": {"value": "stx"},
-        "blobsExtensionKey": {"value": "k3y-value"},
+        "systemTopicName": {"value": "evgt-x"},
     }
     narrow = {"parameters": {"functionAppName": {"type": "string"}}}
     assert template_parameters.select_parameters(narrow, OFFERED) == {"functionAppName": {"value": "func-x"}}
 
 
 def test_a_required_parameter_nobody_supplies_fails_by_name() -> None:
-    template = {"parameters": dict(TEMPLATE["parameters"], eventGridTopicName={"type": "string"})}
-    with pytest.raises(template_parameters.ParameterError, match="eventGridTopicName"):
-        template_parameters.select_parameters(template, OFFERED)
+    template = {"parameters": dict(TEMPLATE["parameters"], blobsExtensionKey={"type": "securestring"})}
     with pytest.raises(template_parameters.ParameterError, match="blobsExtensionKey"):
-        template_parameters.select_parameters(TEMPLATE, dict(OFFERED, blobsExtensionKey=""))
+        template_parameters.select_parameters(template, OFFERED)
+    with pytest.raises(template_parameters.ParameterError, match="systemTopicName"):
+        template_parameters.select_parameters(TEMPLATE, dict(OFFERED, systemTopicName=""))
 
 
-def test_the_parameters_file_is_private_and_the_key_is_not_printed(
+def test_the_parameters_file_is_private_and_values_come_from_the_environment(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     template = tmp_path / "eventgrid.json"
     template.write_text(json.dumps(TEMPLATE))
     out = tmp_path / "eventgrid.parameters.json"
-    environ = {"FUNCTION_APP_NAME": "func-x", "STORAGE_ACCOUNT_NAME": "stx", "BLOBS_EXTENSION_KEY": "k3y-value"}
+    environ = {"FUNCTION_APP_NAME": "func-x", "STORAGE_ACCOUNT_NAME": "stx", "SYSTEM_TOPIC_NAME": "evgt-x"}
     assert template_parameters.main(["--template", str(template), "--out", str(out)], environ) == 0
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     document = json.loads(out.read_text())
     assert document["contentVersion"] == "1.0.0.0"
-    assert document["parameters"]["blobsExtensionKey"] == {"value": "k3y-value"}
+    assert document["parameters"]["systemTopicName"] == {"value": "evgt-x"}
     printed = capsys.readouterr()
-    assert "k3y-value" not in printed.out + printed.err
-    assert "blobsExtensionKey" in printed.out
+    assert "parameters supplied: functionAppName, storageAccountName, systemTopicName" in printed.out
+    assert template_parameters.main(["--template", str(template), "--out", str(out)], {}) == 1
+
+
+# --- manifest_check --------------------------------------------------------------------------------------
+
+REAL = manifest_check.Expected(
+    namespace="medai-prod",
+    service_account="medai-inference",
+    workload_client_id="0f8fad5b-d9cb-469f-a165-70867728950e",
+    image="crmedaiflow.azurecr.io/medai-flow@sha256:" + "ab" * 32,
+)
+
+
+def _render(tmp_path: Path, expected: manifest_check.Expected = REAL, **overrides: str) -> Path:
+    """Manifests rendered by the real generator with real-looking values (``None`` leaves infra's default)."""
+    values = {
+        "--image": expected.image, "--namespace": expected.namespace,
+        "--workload-client-id": expected.workload_client_id, "--storage-account": "stmedaiflow",
+        "--key-vault-uri": "https://kv-medai-flow.vault.azure.net/",
+        "--entra-tenant-id": "72f988bf-86f1-41af-91ab-2d7cd011db47", "--entra-audience": "api://medai-flow",
+        "--appinsights-connection-string": CONNECTION_STRING,
+    }
+    values.update(overrides)
+    out = tmp_path / "k8s"
+    argv = ["k8s", "--out", str(out)]
+    for flag, value in values.items():
+        if value is not None:
+            argv += [flag, value]
+    assert infra_cli.main(argv) == 0
+    return out
+
+
+def test_manifests_rendered_with_every_value_pass(tmp_path: Path) -> None:
+    assert manifest_check.problems(manifest_check.load_manifests(_render(tmp_path)), REAL) == []
+
+
+@pytest.mark.parametrize("flag", ["--key-vault-uri", "--entra-tenant-id", "--entra-audience",
+                                  "--appinsights-connection-string", "--storage-account"])
+def test_a_value_left_to_its_placeholder_fails(tmp_path: Path, flag: str) -> None:
+    found = manifest_check.problems(manifest_check.load_manifests(_render(tmp_path, **{flag: None})), REAL)
+    assert found and all("placeholder" in problem for problem in found), found
+    assert any(problem.startswith("02-configmap.yaml") or problem.startswith("22-") for problem in found)
+
+
+def test_the_committed_placeholder_manifests_fail() -> None:
+    defaults = infra_manifests.K8sConfig()
+    expected = manifest_check.Expected(defaults.namespace, defaults.service_account,
+                                       defaults.workload_client_id, defaults.image)
+    found = manifest_check.problems(manifest_check.load_manifests(REPO / "infra" / "k8s"), expected)
+    assert any("placeholder" in problem for problem in found)
+
+
+def test_another_namespace_service_account_client_id_or_image_fails(tmp_path: Path) -> None:
+    manifests = manifest_check.load_manifests(_render(tmp_path))
+    for field, value, needle in [
+        ("namespace", "medai", "namespace"),
+        ("service_account", "medai-other", "service account"),
+        ("workload_client_id", "1f8fad5b-d9cb-469f-a165-70867728950e", "client id"),
+        ("image", REAL.image.replace("ab", "cd"), "runs"),
+    ]:
+        expected = manifest_check.Expected(**{**REAL.__dict__, field: value})
+        found = manifest_check.problems(manifests, expected)
+        assert found and any(needle in problem for problem in found), (field, found)
+
+
+def test_the_command_names_each_problem_and_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = _render(tmp_path, **{"--key-vault-uri": None})
+    argv = [str(out), "--namespace", REAL.namespace, "--service-account", REAL.service_account,
+            "--workload-client-id", REAL.workload_client_id, "--image", REAL.image]
+    assert manifest_check.main(argv) == 1
+    assert "02-configmap.yaml: still holds the placeholder 'placeholder'" in capsys.readouterr().err
+    assert manifest_check.main([str(_render(tmp_path / "ok")), *argv[1:]]) == 0
+    assert manifest_check.main([str(tmp_path / "empty"), *argv[1:]]) == 1
 
 
 # --- checkov_workflows -----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from workflow_data import DEPLOY_ORDER, REPO, WORKFLOWS, iter_steps, run_commands
 
 PINNED_USES = re.compile(r"^(?P<action>[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+)@(?P<sha>[0-9a-f]{40})$")
@@ -183,11 +184,22 @@ def test_secrets_are_read_only_by_the_azure_login_step(workflows: dict[str, dict
                     assert str(step.get("uses", "")).startswith("azure/login@"), f"{name}:{job_id}"
 
 
-def test_the_derived_event_grid_key_is_masked_before_use(deploy: dict[str, Any]) -> None:
+def test_the_event_grid_job_never_holds_the_blobs_extension_key(deploy: dict[str, Any]) -> None:
+    # eventgrid.bicep reads the key with listKeys() inside the deployment; the job only checks it exists.
     script = run_commands(deploy["jobs"]["eventgrid"])
-    assert 'echo "::add-mask::$key"' in script
-    assert script.index("::add-mask::$key") < script.index('BLOBS_EXTENSION_KEY="$key"')
-    assert "GITHUB_OUTPUT" not in script and "GITHUB_ENV" not in script, "the key must not leave its step"
+    assert '--query "type(systemKeys.blobs_extension)"' in script
+    assert "BLOBS_EXTENSION_KEY" not in script and "::add-mask::" not in script
+    assert "GITHUB_OUTPUT" not in script and "GITHUB_ENV" not in script
+
+
+def test_the_app_insights_connection_string_is_masked_and_never_a_job_output(deploy: dict[str, Any]) -> None:
+    job = deploy["jobs"]["rollout-aks"]
+    script = run_commands(job)
+    read = script.index("pipeline.deployment_outputs --value appInsightsConnectionString")
+    mask = script.index('echo "::add-mask::$appinsights"')
+    assert read < mask < script.index('--appinsights-connection-string "$appinsights"')
+    assert "appInsightsConnectionString" not in str(deploy["jobs"]["provision"]["outputs"])
+    assert "appInsights" not in str(job["env"])
 
 
 # --- pinned actions --------------------------------------------------------------------------------------
@@ -295,7 +307,7 @@ def test_provision_checks_the_generated_bicep_then_what_if_then_deploys(deploy: 
 
 def test_provision_exports_every_output_the_later_jobs_read(deploy: dict[str, Any]) -> None:
     exported = set(deploy["jobs"]["provision"]["outputs"])
-    read = set(re.findall(r"needs\.provision\.outputs\.([A-Za-z]+)", (WORKFLOWS / "deploy.yml").read_text()))
+    read = set(re.findall(r"needs\.provision\.outputs\.([A-Za-z0-9]+)", (WORKFLOWS / "deploy.yml").read_text()))
     assert read and read <= exported
 
 
@@ -333,8 +345,9 @@ def test_function_app_is_published_as_flex_consumption_remote_build(deploy: dict
 def test_event_grid_is_deployed_from_its_own_bicep_after_publishing(deploy: dict[str, Any]) -> None:
     script = run_commands(deploy["jobs"]["eventgrid"])
     assert "az bicep build --file infra/bicep/eventgrid.bicep" in script
-    assert "--query systemKeys.blobs_extension" in script
     assert "python -m pipeline.template_parameters" in script
+    wait = script.index("type(systemKeys.blobs_extension)")
+    assert wait < script.index("az deployment group create"), "wait for the key the template reads"
 
 
 def test_rollout_renders_manifests_for_the_attested_digest_and_waits(deploy: dict[str, Any]) -> None:
@@ -345,13 +358,13 @@ def test_rollout_renders_manifests_for_the_attested_digest_and_waits(deploy: dic
     script = run_commands(job)
     render = re.search(r"\.venv/bin/python -m infra k8s (.*)", script)
     assert render is not None
-    assert render[1].split() == [
-        "--image", '"$IMAGE_REF"',
-        "--workload-client-id", '"$WORKLOAD_CLIENT_ID"',
-        "--storage-account", '"$STORAGE_ACCOUNT_NAME"',
-        "--out", "build/k8s",
-    ]
-    assert script.index("python -m infra k8s") < script.index("kubectl apply --recursive --filename build/k8s")
+    assert render[1].split()[:2] == ["--image", '"$IMAGE_REF"'] and render[1].split()[-2:] == ["--out", "build/k8s"]
+    # Which flags and values: tests/pipeline/test_pipeline_infra_contract.py, from infra itself.
+    render_at = script.index("python -m infra k8s")
+    check_at = script.index("python -m pipeline.manifest_check build/k8s")
+    dry_run = script.index("kubectl apply --dry-run=server --recursive --filename build/k8s")
+    assert render_at < check_at < dry_run < script.index("kubectl apply --recursive --filename build/k8s")
+    assert script.index("kubectl rollout restart deployment/keda-operator --namespace kube-system") > dry_run
     for deployment in ("medai-http", "medai-blob-worker"):
         assert f"kubectl rollout status deployment/{deployment}" in script
 
@@ -384,8 +397,11 @@ def test_readme_documents_the_same_generator_commands(deploy: dict[str, Any]) ->
     assert "python -m infra build --check" in run_commands(deploy["jobs"]["provision"])
     assert "python -m infra build --check" in readme
     assert "python -m infra k8s --image" in readme
-    for flag in ("--workload-client-id", "--storage-account", "--out build/k8s"):
-        assert flag in readme
+    rollout = run_commands(deploy["jobs"]["rollout-aks"])
+    flags = set(re.findall(r"(--[a-z-]+) ", rollout[rollout.index("-m infra k8s"):].split("\n", 1)[0]))
+    assert len(flags) >= 9
+    for flag in flags:
+        assert flag in readme, flag
 
 
 def test_infra_k8s_cli_accepts_the_flags_the_workflow_passes() -> None:
@@ -395,13 +411,14 @@ def test_infra_k8s_cli_accepts_the_flags_the_workflow_passes() -> None:
         [sys.executable, "-m", "infra", "k8s", "--help"], cwd=REPO, capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    for flag in ("--image", "--workload-client-id", "--storage-account", "--out"):
-        assert flag in result.stdout
+    script = run_commands(yaml.safe_load((WORKFLOWS / "deploy.yml").read_text())["jobs"]["rollout-aks"])
+    passed = re.findall(r"(--[a-z-]+) ", script[script.index("-m infra k8s"):].split("\n", 1)[0])
+    assert passed
+    for flag in passed:
+        assert flag in result.stdout, flag
 
 
 def test_yaml_on_key_is_read_as_true_by_pyyaml() -> None:
     # Guards load_workflow's mapping: PyYAML (YAML 1.1) turns `on:` into True.
-    import yaml
-
     assert True in yaml.safe_load((WORKFLOWS / "ci.yml").read_text())
     assert Path(WORKFLOWS / "ci.yml").read_text().count("\non:\n") == 1
