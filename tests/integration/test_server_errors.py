@@ -18,12 +18,12 @@ from tests.conftest import DEFAULT_MODELS, make_settings, read_input
 
 pytestmark = pytest.mark.integration
 
-SECRET_ISH = "Zzyzx^Quintilla 19230417"
+PATIENT_TEXT = "Zzyzx^Quintilla 19230417"
 
 
 class BrokenEngine(InferenceEngine):
     def prepare(self, *args, **kwargs):
-        raise RuntimeError(f"unexpected state while reading {SECRET_ISH}")
+        raise RuntimeError(f"unexpected state while reading {PATIENT_TEXT}")
 
 
 def test_unexpected_exception_is_a_bare_500(caplog):
@@ -49,6 +49,6 @@ def test_unexpected_exception_is_a_bare_500(caplog):
         "request_id": "r-500",
     }
     assert "unexpected RuntimeError" in caplog.text and "r-500" in str([r.__dict__ for r in caplog.records])
-    assert SECRET_ISH not in caplog.text
+    assert PATIENT_TEXT not in caplog.text
     audit = [r.getMessage() for r in caplog.records if r.name == "medai.audit"]
     assert any('"status": 500' in line and '"code": "internal_error"' in line for line in audit)
