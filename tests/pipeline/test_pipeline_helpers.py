@@ -31,6 +31,7 @@ GOOD_OUTPUTS = {
 }
 
 
+@pytest.mark.requirement("REQ-REG-005")
 def test_outputs_become_name_value_lines_in_contract_order() -> None:
     out = io.StringIO()
     assert deployment_outputs.main(io.StringIO(json.dumps(GOOD_OUTPUTS)), out, io.StringIO()) == 0
@@ -40,12 +41,14 @@ def test_outputs_become_name_value_lines_in_contract_order() -> None:
     assert [line.split("=", 1)[0] for line in lines] == list(deployment_outputs.REQUIRED_OUTPUTS)
 
 
+@pytest.mark.requirement("REQ-REG-005")
 def test_a_missing_output_stops_the_deployment_by_name() -> None:
     broken = {name: value for name, value in GOOD_OUTPUTS.items() if name not in {"aksClusterName", "registryName"}}
     with pytest.raises(deployment_outputs.OutputError, match="missing: registryName, aksClusterName"):
         deployment_outputs.parse_outputs(broken)
 
 
+@pytest.mark.requirement("REQ-SEC-014")
 @pytest.mark.parametrize(
     "value",
     ["name\nINJECTED=1", "$(curl evil)", "a b", "", "name;rm -rf /", "-flag"],
@@ -59,6 +62,7 @@ def test_an_unsafe_output_value_is_refused_without_echoing_it(value: str) -> Non
         assert value not in err.getvalue()
 
 
+@pytest.mark.requirement("REQ-REG-005")
 def test_non_string_and_malformed_outputs_fail() -> None:
     with pytest.raises(deployment_outputs.OutputError, match="non-empty string"):
         deployment_outputs.parse_outputs(dict(GOOD_OUTPUTS, registryName={"type": "Int", "value": 1}))
@@ -69,6 +73,7 @@ def test_non_string_and_malformed_outputs_fail() -> None:
 # --- function_package ------------------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-REG-006")
 def test_the_package_holds_the_app_at_its_root_and_nothing_else(tmp_path: Path) -> None:
     out = tmp_path / "functionapp.zip"
     function_package.build_package(REPO, out)
@@ -83,6 +88,7 @@ def test_the_package_holds_the_app_at_its_root_and_nothing_else(tmp_path: Path) 
     assert names == sorted(names)
 
 
+@pytest.mark.requirement("REQ-REG-005")
 def test_the_packaged_files_are_byte_identical_to_the_repository(tmp_path: Path) -> None:
     out = tmp_path / "functionapp.zip"
     function_package.build_package(REPO, out)
@@ -92,6 +98,7 @@ def test_the_packaged_files_are_byte_identical_to_the_repository(tmp_path: Path)
         assert archive.read(model) == (REPO / model).read_bytes()
 
 
+@pytest.mark.requirement("REQ-REG-005")
 def test_the_package_is_reproducible(tmp_path: Path) -> None:
     first = function_package.build_package(REPO, tmp_path / "a.zip")
     second = function_package.build_package(REPO, tmp_path / "b.zip")
@@ -106,6 +113,7 @@ def _fake_app(root: Path) -> None:
         (root / name / "module.py").write_text("x = 1\n")
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-REG-006")
 def test_caches_and_local_settings_are_left_out(tmp_path: Path) -> None:
     _fake_app(tmp_path)
     (tmp_path / "service" / "__pycache__").mkdir()
@@ -121,6 +129,7 @@ def test_caches_and_local_settings_are_left_out(tmp_path: Path) -> None:
                      "security/module.py", "service/module.py", "models/module.py"}
 
 
+@pytest.mark.requirement("REQ-REG-005")
 def test_a_missing_part_of_the_app_fails(tmp_path: Path) -> None:
     _fake_app(tmp_path)
     (tmp_path / "host.json").unlink()
@@ -141,6 +150,7 @@ TEMPLATE = {
 OFFERED = {"functionAppName": "func-x", "storageAccountName": "stx", "blobsExtensionKey": "k3y-value"}
 
 
+@pytest.mark.requirement("REQ-REG-005")
 def test_only_declared_parameters_are_supplied() -> None:
     assert template_parameters.select_parameters(TEMPLATE, OFFERED) == {
         "functionAppName": {"value": "func-x"},
@@ -151,6 +161,7 @@ def test_only_declared_parameters_are_supplied() -> None:
     assert template_parameters.select_parameters(narrow, OFFERED) == {"functionAppName": {"value": "func-x"}}
 
 
+@pytest.mark.requirement("REQ-REG-005")
 def test_a_required_parameter_nobody_supplies_fails_by_name() -> None:
     template = {"parameters": dict(TEMPLATE["parameters"], eventGridTopicName={"type": "string"})}
     with pytest.raises(template_parameters.ParameterError, match="eventGridTopicName"):
@@ -159,6 +170,7 @@ def test_a_required_parameter_nobody_supplies_fails_by_name() -> None:
         template_parameters.select_parameters(TEMPLATE, dict(OFFERED, blobsExtensionKey=""))
 
 
+@pytest.mark.requirement("REQ-SEC-014")
 def test_the_parameters_file_is_private_and_the_key_is_not_printed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -179,6 +191,7 @@ def test_the_parameters_file_is_private_and_the_key_is_not_printed(
 # --- checkov_workflows -----------------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-SEC-015")
 def test_only_unknown_permission_scopes_are_hidden_from_checkov() -> None:
     text = (
         "permissions:\n  contents: read\n"
@@ -191,6 +204,7 @@ def test_only_unknown_permission_scopes_are_hidden_from_checkov() -> None:
     assert stripped == text.replace("      attestations: write  # needed\n", "")
 
 
+@pytest.mark.requirement("REQ-SEC-015")
 def test_the_real_deploy_workflow_loses_exactly_one_line(tmp_path: Path) -> None:
     removed = checkov_workflows.prepare(REPO / ".github" / "workflows", tmp_path)
     assert removed == {"ci.yml": [], "deploy.yml": ["attestations: write"]}
@@ -202,12 +216,14 @@ def _check(file_path: str, check_id: str = "CKV_GHA_1") -> dict[str, str]:
     return {"file_path": file_path, "check_id": check_id, "check_name": "name", "resource": "jobs(x)"}
 
 
+@pytest.mark.requirement("REQ-SEC-015")
 def test_a_workflow_checkov_silently_skipped_fails_the_scan() -> None:
     report = {"results": {"passed_checks": [_check("/.github/workflows/ci.yml")], "failed_checks": []}}
     problems = checkov_workflows.verify(report, ["ci.yml", "deploy.yml"])
     assert problems == ["deploy.yml: checkov ran no check on it (schema rejected or file not found)"]
 
 
+@pytest.mark.requirement("REQ-SEC-015")
 def test_a_failed_check_fails_the_scan() -> None:
     report = [{"results": {"passed_checks": [_check("/.github/workflows/ci.yml")],
                            "failed_checks": [_check("/.github/workflows/deploy.yml", "CKV_GHA_7")]}}]
@@ -218,6 +234,7 @@ def test_a_failed_check_fails_the_scan() -> None:
 # --- secrets_gate ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-SEC-015")
 def test_secret_findings_must_be_audited_as_false_positives() -> None:
     baseline = {"results": {
         "a.py": [{"type": "Secret Keyword", "line_number": 3, "is_secret": False}],
@@ -230,6 +247,7 @@ def test_secret_findings_must_be_audited_as_false_positives() -> None:
     ]
 
 
+@pytest.mark.requirement("REQ-SEC-015")
 def test_the_committed_secrets_baseline_holds_only_audited_false_positives() -> None:
     baseline = json.loads((REPO / ".secrets.baseline").read_text(encoding="utf-8"))
     assert secrets_gate.unaudited_findings(baseline) == []
