@@ -37,6 +37,8 @@ class TestFunction:
         requirements: Sorted requirement IDs from every marker that applies.
     """
 
+    __test__ = False  # a record about tests, not a test class pytest should collect
+
     key: str
     path: str
     line: int
