@@ -6,6 +6,8 @@
 #   make infra-check  drift check of both, checkov (Bicep, manifests, Dockerfile), kubernetes-validate
 #   make sbom         CycloneDX SBOM of the runtime dependencies (reports/sbom.cdx.json)
 #   make batch-demo   a local batch run against Azurite: upload, process, show what landed where
+#   make compliance   the compliance gate on reports/junit.xml (run by make test after pytest)
+#   make compliance-docs  regenerate compliance/generated/*.md (requirements, risks, traceability, SOUP, plan)
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -22,6 +24,7 @@ STAMP_CHECKOV := $(CHECKOV_VENV)/.installed
 CHECKOV_ENV := BC_SKIP_MAPPING=TRUE CKV_SKIP_PACKAGE_UPDATE_CHECK=true
 CHECKOV := $(CHECKOV_ENV) $(CHECKOV_VENV)/bin/checkov --skip-download --compact --quiet
 REPORTS := reports
+COMPLIANCE_REPORTS := $(REPORTS)/compliance
 WORKFLOWS := $(wildcard .github/workflows/*.yml)
 # Directories detect-secrets must not read: installed tools, caches and generated reports.
 SECRETS_EXCLUDE := ^\.secrets\.baseline$$|^(\.git|\.venv|\.venv-checkov|node_modules|reports|build|dist|\.pytest_cache|__azurite_db.*|__blobstorage__|__queuestorage__|\.azurite)/|(^|/)__pycache__/
@@ -32,7 +35,7 @@ HOST ?= 127.0.0.1
 PORT ?= 7071
 
 .PHONY: help serve install install-python test lint workflow-lint scan secrets-scan workflow-scan pytest \
-	sbom functions-package lock model clean infra infra-check checkov batch-demo
+	sbom functions-package lock model clean infra infra-check checkov batch-demo compliance compliance-docs
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -107,7 +110,17 @@ pytest: $(STAMP_DEV) $(STAMP_NODE) $(STAMP_CHECKOV)
 	mkdir -p $(REPORTS)
 	$(PY) -m pytest --junitxml=$(REPORTS)/junit.xml $(PYTEST_ARGS)
 
-test: lint scan pytest
+# The compliance gate (compliance/README.md) judges the JUnit results of the pytest run just before it:
+# every requirement has a verifying test, every risk control's tests passed, residual risks are acceptable,
+# every SOUP package has its overlay, the committed documents equal a fresh generation. It writes the
+# traceability matrix with this run's results and the release record to reports/compliance.
+compliance: $(STAMP_DEV)
+	$(PY) -m compliance check --junit $(REPORTS)/junit.xml --out $(COMPLIANCE_REPORTS)
+
+compliance-docs: $(STAMP_DEV)  ## regenerate compliance/generated/*.md from the repository
+	$(PY) -m compliance generate
+
+test: lint scan pytest compliance
 
 infra: $(STAMP_DEV)  ## regenerate infra/bicep and infra/k8s (placeholder values) from the infra package
 	$(PY) -m infra build

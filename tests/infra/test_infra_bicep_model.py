@@ -10,6 +10,8 @@ from pycep import BicepParser
 from infra.bicep_model import Expr, Module, Output, Param, Resource, Template, interp, referenced_symbols
 from infra.bicep_render import render_parameters, render_template, render_value
 
+pytestmark = pytest.mark.requirement("REQ-REG-003")
+
 
 def _parse(template: Template) -> dict:
     return BicepParser().parse(text=render_template(template))

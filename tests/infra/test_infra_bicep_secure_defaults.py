@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+pytestmark = pytest.mark.requirement("REQ-SEC-012")
+
 STORAGE = "Microsoft.Storage/storageAccounts"
 ROLE_ASSIGNMENT = "Microsoft.Authorization/roleAssignments"
 
@@ -69,6 +71,7 @@ def test_storage_account_secure_defaults(main_bicep, of_type):
     assert props["encryption"]["requireInfrastructureEncryption"] is True
 
 
+@pytest.mark.requirement("REQ-FUNC-027")
 def test_storage_containers_and_poison_queue(main_bicep, of_type):
     containers = {c["name"]: c for c in of_type(main_bicep, f"{STORAGE}/blobServices/containers")}
     for name in ("inference-input", "inference-results", "inference-errors", "inference-archive"):
@@ -201,6 +204,7 @@ def test_function_app_flex_consumption_secure_defaults(main_bicep, of_type):
     assert policies == {"ftp": False, "scm": False}
 
 
+@pytest.mark.requirement("REQ-FUNC-027")
 def test_function_app_settings_identity_based_and_complete(main_bicep, of_type):
     settings = _settings(one(of_type(main_bicep, "Microsoft.Web/sites")))
     assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
@@ -228,6 +232,7 @@ def test_function_app_settings_identity_based_and_complete(main_bicep, of_type):
         assert deprecated not in settings
 
 
+@pytest.mark.requirement("REQ-FUNC-027")
 def test_event_grid_system_topic_in_main_subscription_after_publish(main_bicep, eventgrid_bicep, of_type):
     topic = one(of_type(main_bicep, "Microsoft.EventGrid/systemTopics"))
     assert topic["properties"]["topicType"] == "Microsoft.Storage.StorageAccounts"
@@ -245,6 +250,7 @@ def test_event_grid_system_topic_in_main_subscription_after_publish(main_bicep, 
     assert host["_existing"] is True
 
 
+@pytest.mark.requirement("REQ-FUNC-027")
 @pytest.mark.parametrize(
     "name",
     [

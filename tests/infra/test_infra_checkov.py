@@ -35,6 +35,7 @@ def _checkov(*target: str) -> list[dict]:
     return reports
 
 
+@pytest.mark.requirement("REQ-SEC-012", "REQ-SEC-013")
 @pytest.mark.parametrize(
     "target, framework",
     [(("-d", "infra/bicep"), "bicep"), (("-d", "infra/k8s"), "kubernetes"), (("-f", "Dockerfile"), "dockerfile")],

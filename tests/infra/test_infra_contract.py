@@ -5,11 +5,14 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pytest
 import yaml
 
 from infra import contract
 from infra.build import BICEP_DIR, K8S_DIR
 from inference.settings import AuthSettings, BlobSettings, SecretSettings
+
+pytestmark = pytest.mark.requirement("REQ-FUNC-027")
 
 REPO = Path(__file__).resolve().parents[2]
 

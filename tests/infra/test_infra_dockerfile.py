@@ -5,6 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.requirement("REQ-SEC-013")
+
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = (REPO / "Dockerfile").read_text()
 INSTRUCTIONS = [
@@ -32,11 +36,13 @@ def test_runs_as_a_numeric_non_root_user_on_8080():
     assert "AzureWebJobsScriptRoot=/home/site/wwwroot" in env
 
 
+@pytest.mark.requirement("REQ-REG-004")
 def test_git_commit_build_arg_becomes_the_setting():
     assert any(a.startswith("GIT_COMMIT") for a in _all("ARG"))
     assert "MEDAI_GIT_COMMIT=${GIT_COMMIT}" in " ".join(_all("ENV"))
 
 
+@pytest.mark.requirement("REQ-REG-002")
 def test_installs_runtime_requirements_only_and_copies_the_app():
     copies = _all("COPY")
     assert not any("requirements-dev" in i for i in INSTRUCTIONS)

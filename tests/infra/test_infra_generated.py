@@ -6,9 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from infra.__main__ import main
 from infra.build import BICEP_DIR, K8S_DIR, bicep_files
 from infra.manifests import K8sConfig, render
+
+pytestmark = pytest.mark.requirement("REQ-REG-003")
 
 REPO = Path(__file__).resolve().parents[2]
 

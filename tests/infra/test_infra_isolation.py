@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.requirement("REQ-REG-006")
+
 REPO = Path(__file__).resolve().parents[2]
 SERVICE_PACKAGES = ("inference", "service", "security", "function_app", "azure", "fastapi", "onnxruntime")
 

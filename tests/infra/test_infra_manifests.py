@@ -14,6 +14,8 @@ from cloudcoil.models.keda.v1alpha1 import ScaledObject, TriggerAuthentication
 from infra.__main__ import main
 from infra.build import K8S_DIR
 
+pytestmark = pytest.mark.requirement("REQ-SEC-013")
+
 CORE_KINDS = {"Namespace", "ServiceAccount", "ConfigMap", "NetworkPolicy", "Deployment", "Service",
               "HorizontalPodAutoscaler", "PodDisruptionBudget"}
 
@@ -69,6 +71,7 @@ def test_keda_objects_validate_against_the_keda_schema(kind, model):
     assert parsed.model_dump(by_alias=True, exclude_none=True) == docs[0]
 
 
+@pytest.mark.requirement("REQ-FUNC-027")
 def test_scaled_object_counts_input_blobs_with_workload_identity():
     so = _by_kind("ScaledObject")[0]["spec"]
     assert so["scaleTargetRef"]["name"] == "medai-blob-worker"
@@ -116,6 +119,7 @@ def test_pods_are_hardened(name):
     assert container["ports"][0]["containerPort"] == 8080
 
 
+@pytest.mark.requirement("REQ-FUNC-027")
 def test_http_deployment_probes_the_health_routes_and_disables_blob_functions():
     http = _deployment("medai-http")
     container = http["spec"]["template"]["spec"]["containers"][0]
@@ -125,6 +129,7 @@ def test_http_deployment_probes_the_health_routes_and_disables_blob_functions():
     assert "replicas" not in http["spec"]  # owned by the HPA
 
 
+@pytest.mark.requirement("REQ-FUNC-027")
 def test_worker_disables_http_and_both_share_one_image_and_config():
     worker = _deployment("medai-blob-worker")
     http = _deployment("medai-http")
@@ -136,6 +141,7 @@ def test_worker_disables_http_and_both_share_one_image_and_config():
         assert d["spec"]["template"]["spec"]["containers"][0]["envFrom"] == [{"configMapRef": {"name": "medai-config"}}]
 
 
+@pytest.mark.requirement("REQ-FUNC-027")
 def test_config_uses_identity_based_storage_and_polling_blob_source():
     data = _by_kind("ConfigMap")[0]["data"]
     assert data["AzureWebJobsStorage__credential"] == "managedidentity"
@@ -147,6 +153,7 @@ def test_config_uses_identity_based_storage_and_polling_blob_source():
     assert not any("key" in v.lower() and "AccountKey" in v for v in data.values())
 
 
+@pytest.mark.requirement("REQ-FUNC-027")
 def test_hpa_pdbs_and_service():
     hpa = _by_kind("HorizontalPodAutoscaler")[0]["spec"]
     assert hpa["scaleTargetRef"]["name"] == "medai-http" and hpa["minReplicas"] >= 2
@@ -169,11 +176,13 @@ def test_network_policies_default_deny_then_allow_only_what_is_needed():
     assert ingress["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8080}]}]
 
 
+@pytest.mark.requirement("REQ-REG-003")
 def test_committed_manifests_are_marked_as_placeholders():
     for path in K8S_DIR.glob("*.yaml"):
         assert "placeholders" in path.read_text().split("---")[0], path
 
 
+@pytest.mark.requirement("REQ-REG-005")
 def test_cli_values_replace_every_placeholder(tmp_path):
     digest = "sha256:" + "ab" * 32
     args = [

@@ -51,6 +51,7 @@ def listing(client: BlobServiceClient, container: str) -> dict[str, str]:
     return {b.name: b.etag for b in client.get_container_client(container).list_blobs()}
 
 
+@pytest.mark.requirement("REQ-FUNC-024")
 def test_backfill_container_summary(azurite):
     env = {**containers_env(azurite), "MEDAI_ENVIRONMENT": "local", "MEDAI_AUTH_MODE": "none"}
     client = BlobServiceClient.from_connection_string(azurite.connection_string)
@@ -75,6 +76,7 @@ def test_backfill_container_summary(azurite):
     assert json.loads(again.communicate(timeout=300)[0])["inputs"] == 0  # everything was moved: nothing to redo
 
 
+@pytest.mark.requirement("REQ-FUNC-024", "REQ-FUNC-022")
 def test_interrupted_backfill_resumes_without_loss_or_doubling(azurite):
     env = {
         **containers_env(azurite, MEDAI_BLOB_AFTER_SUCCESS="move"),
@@ -111,6 +113,7 @@ def test_interrupted_backfill_resumes_without_loss_or_doubling(azurite):
     assert len(archived) == len(names)
 
 
+@pytest.mark.requirement("REQ-FUNC-024")
 def test_backfill_local_folder(tmp_path):
     source = tmp_path / "in"
     (source / "series a").mkdir(parents=True)

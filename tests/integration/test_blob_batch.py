@@ -101,6 +101,7 @@ def _indexed(module) -> dict:
     return functions_by_name(module)
 
 
+@pytest.mark.requirement("REQ-FUNC-021", "REQ-FUNC-023", "REQ-FUNC-013")
 def test_blob_function_end_to_end_on_real_files(function_module):
     module, client = function_module
     blob = module.settings.blob
@@ -144,6 +145,7 @@ def test_blob_function_end_to_end_on_real_files(function_module):
             assert record["input"]["name"] == name
 
 
+@pytest.mark.requirement("REQ-FUNC-020")
 def test_blob_bindings_match_the_configured_source(azurite):
     for source in ("EventGrid", "LogsAndContainerScan"):
         module = import_function_app(containers_env(azurite, **LOCAL_ENV, MEDAI_BLOB_SOURCE=source))
@@ -161,6 +163,7 @@ def test_blob_bindings_match_the_configured_source(azurite):
         assert poison["type"] == "queueTrigger" and poison["queueName"] == "webjobs-blobtrigger-poison"
 
 
+@pytest.mark.requirement("REQ-FUNC-020", "REQ-FUNC-021")
 def test_the_sdk_binding_extension_gives_the_function_a_working_blob_client(function_module, monkeypatch):
     # The worker hands the extension a model_binding_data datum (a gRPC message; a namespace stands in for it).
     from azurefunctions.extensions.base import Datum
@@ -189,6 +192,7 @@ def test_the_sdk_binding_extension_gives_the_function_a_working_blob_client(func
     assert counts(result) == CT_COUNTS
 
 
+@pytest.mark.requirement("REQ-FUNC-023")
 def test_poison_message_leaves_an_error_record(function_module):
     module, client = function_module
     blob = module.settings.blob
@@ -215,6 +219,7 @@ def test_poison_message_leaves_an_error_record(function_module):
 # --- idempotency ----------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-FUNC-022")
 def test_redelivery_and_identical_reupload_are_no_ops(batch):
     batch.upload("p/CT.dcm", read_input("real_CT_small.dcm"))
     assert batch.processor.process("p/CT.dcm").status == "processed"
@@ -228,6 +233,7 @@ def test_redelivery_and_identical_reupload_are_no_ops(batch):
     assert batch.names("input") == []
 
 
+@pytest.mark.requirement("REQ-FUNC-022")
 def test_redelivery_while_the_input_is_kept_is_a_no_op(azurite, shared_engine):
     keep = Batch(azurite, shared_engine, MEDAI_BLOB_AFTER_SUCCESS="keep")
     keep.upload("k/CT.dcm", read_input("real_CT_small.dcm"))
@@ -236,6 +242,7 @@ def test_redelivery_while_the_input_is_kept_is_a_no_op(azurite, shared_engine):
     assert keep.names("input") == ["k/CT.dcm"] and keep.names("results") == ["k/CT.dcm.json"]
 
 
+@pytest.mark.requirement("REQ-FUNC-022")
 def test_new_content_at_the_same_path_replaces_the_record(batch):
     batch.upload("same/path.dcm", read_input("syn_ct_truncated_pixeldata.dcm"))
     assert batch.processor.process("same/path.dcm").code == "corrupt_pixel_data"
@@ -246,6 +253,7 @@ def test_new_content_at_the_same_path_replaces_the_record(batch):
     assert counts(batch.document("results", "same/path.dcm.json")) == CT_COUNTS
 
 
+@pytest.mark.requirement("REQ-FUNC-023")
 def test_tag_policy_leaves_the_input_tagged(azurite, shared_engine):
     tagged = Batch(azurite, shared_engine, MEDAI_BLOB_AFTER_SUCCESS="tag")
     tagged.upload("t/CT.dcm", read_input("real_CT_small.dcm"))
@@ -260,6 +268,7 @@ def test_tag_policy_leaves_the_input_tagged(azurite, shared_engine):
 # --- names, sizes, failures ------------------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-FUNC-021")
 @pytest.mark.parametrize(
     "name",
     [
@@ -280,6 +289,7 @@ def test_blob_names_round_trip_unchanged(batch, name):
     assert batch.names("archive") == ["processed/" + name]
 
 
+@pytest.mark.requirement("REQ-FUNC-021")
 def test_same_file_name_in_two_folders_never_collides(batch):
     batch.upload("a/b/c.dcm", read_input("real_CT_small.dcm"))
     batch.upload("a/x/c.dcm", read_input("syn_ct_rescale.dcm"))
@@ -301,6 +311,7 @@ class CountingBlobStore(BlobStore):
         return super().read(item, limit)
 
 
+@pytest.mark.requirement("REQ-SEC-009", "REQ-PERF-003", "REQ-FUNC-023")
 def test_size_is_checked_before_download_and_the_big_input_is_archived_streamed(azurite):
     small = Batch(azurite, engine=make_engine(MEDAI_MODELS_DIR=str(DEFAULT_MODELS), MEDAI_MAX_BODY_BYTES="10000"))
     store = CountingBlobStore(small.client, small.settings.blob)
@@ -314,6 +325,7 @@ def test_size_is_checked_before_download_and_the_big_input_is_archived_streamed(
     assert archive.download_blob().readall() == data
 
 
+@pytest.mark.requirement("REQ-FUNC-023")
 def test_transient_storage_failure_is_raised_for_a_retry_not_recorded(azurite, shared_engine):
     batch = Batch(azurite, shared_engine)
     batch.upload("t/CT.dcm", read_input("real_CT_small.dcm"))
@@ -328,6 +340,7 @@ def test_transient_storage_failure_is_raised_for_a_retry_not_recorded(azurite, s
     assert batch.names("input") == ["t/CT.dcm"]  # nothing lost: the retry finds it
 
 
+@pytest.mark.requirement("REQ-FUNC-023", "REQ-SEC-010")
 def test_a_model_that_cannot_load_is_retried_not_recorded(azurite, tmp_path):
     import shutil
 

@@ -97,6 +97,7 @@ def call_http(module: Any, method: str, path: str, body: bytes = b"", headers: d
     return asyncio.run(handler(request, InvocationContext("http_app")))
 
 
+@pytest.mark.requirement("REQ-FUNC-020")
 def test_indexed_functions_and_bindings(function_app):
     functions = functions_by_name(function_app)
     http = json.loads(functions["http_app"].get_function_json())
@@ -109,6 +110,7 @@ def test_indexed_functions_and_bindings(function_app):
     assert warmup["bindings"] == [{"direction": "IN", "type": "warmupTrigger", "name": "warmup"}]
 
 
+@pytest.mark.requirement("REQ-FUNC-001", "REQ-FUNC-013")
 def test_real_ct_through_the_functions_entry(function_app):
     response = call_http(
         function_app,
@@ -125,6 +127,7 @@ def test_real_ct_through_the_functions_entry(function_app):
     assert counts == {"air": 3514, "soft_tissue": 11846, "bone": 1024}  # see test_models for the derivation
 
 
+@pytest.mark.requirement("REQ-FUNC-001", "REQ-FUNC-013")
 def test_binary_dicom_body_passes_byte_for_byte(function_app):
     data = read_input("real_CT_small.dcm")
     response = call_http(function_app, "POST", "/api/v1/models/ct-tissue-seg/infer", data)
@@ -133,6 +136,7 @@ def test_binary_dicom_body_passes_byte_for_byte(function_app):
     assert document["input"]["bytes"] == len(data)
 
 
+@pytest.mark.requirement("REQ-FUNC-018", "REQ-SEC-009")
 @pytest.mark.parametrize(
     "name, status, code",
     [
@@ -154,6 +158,7 @@ def test_bad_inputs_are_problem_documents(function_app, name, status, code):
     assert problem["request_id"] == response.headers["x-request-id"]
 
 
+@pytest.mark.requirement("REQ-FUNC-015", "REQ-SEC-001")
 def test_health_and_readiness(function_app):
     assert call_http(function_app, "GET", "/api/v1/health/live").status_code == 200
     ready = call_http(function_app, "GET", "/api/v1/health/ready")
@@ -163,6 +168,7 @@ def test_health_and_readiness(function_app):
     assert body["authentication"].startswith("DISABLED")
 
 
+@pytest.mark.requirement("REQ-FUNC-018")
 def test_unknown_model_and_route(function_app):
     response = call_http(function_app, "POST", "/api/v1/models/nope/infer", read_input("real_CT_small.dcm"))
     assert (response.status_code, json.loads(response.get_body())["code"]) == (404, "model_not_found")
@@ -170,6 +176,7 @@ def test_unknown_model_and_route(function_app):
     assert (response.status_code, json.loads(response.get_body())["code"]) == (404, "not_found")
 
 
+@pytest.mark.requirement("REQ-FUNC-015", "REQ-FUNC-020")
 def test_warmup_function_loads_the_models():
     module = import_function_app(
         {**LOCAL_ENV, "MEDAI_MODELS_DIR": str(DEFAULT_MODELS), "MEDAI_MODEL_LOADING": "lazy"}

@@ -27,6 +27,7 @@ def client(served_default):
         yield http
 
 
+@pytest.mark.requirement("REQ-FUNC-015", "REQ-FUNC-017", "REQ-REG-004")
 def test_liveness_readiness_version(client):
     assert client.get("/api/v1/health/live").json() == {"status": "alive"}
     ready = client.get("/api/v1/health/ready").json()
@@ -38,6 +39,7 @@ def test_liveness_readiness_version(client):
     assert version["git_commit"] is None or re.fullmatch(r"[0-9a-f]{40}", version["git_commit"])
 
 
+@pytest.mark.requirement("REQ-FUNC-017")
 def test_models_list_and_description(client):
     listed = client.get("/api/v1/models").json()["models"]
     assert [m["name"] for m in listed] == ["ct-tissue-seg"]
@@ -48,6 +50,7 @@ def test_models_list_and_description(client):
     assert described["preprocessing"]["intensity"] == "modality"
 
 
+@pytest.mark.requirement("REQ-FUNC-017")
 def test_openapi_document_and_interactive_docs(client):
     spec = client.get("/api/v1/openapi.json").json()
     assert {"/api/v1/models/{name}/infer", "/api/v1/health/ready", "/api/v1/models"} <= set(spec["paths"])
@@ -57,6 +60,7 @@ def test_openapi_document_and_interactive_docs(client):
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
 
 
+@pytest.mark.requirement("REQ-FUNC-001", "REQ-FUNC-013", "REQ-SEC-005")
 def test_real_ct_over_http(client):
     data = read_input("real_CT_small.dcm")
     response = client.post(INFER, content=data, headers={"Content-Type": "application/dicom"})
@@ -68,23 +72,27 @@ def test_real_ct_over_http(client):
     assert document["model"]["sha256"] == client.get("/api/v1/models/ct-tissue-seg").json()["sha256"]
 
 
+@pytest.mark.requirement("REQ-FUNC-012")
 def test_mask_png_on_request(client):
     document = client.post(INFER, params={"include_mask": "true"}, content=read_input("real_CT_small.dcm")).json()
     mask = np.asarray(Image.open(io.BytesIO(base64.b64decode(document["predictions"][0]["mask_png"]))))
     assert mask.shape == (128, 128) and int((mask == 2).sum()) == 1024
 
 
+@pytest.mark.requirement("REQ-FUNC-013")
 def test_request_id_is_echoed_or_replaced(client):
     assert client.get("/api/v1/health/live", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"] == "abc-123"
     replaced = client.get("/api/v1/health/live", headers={"X-Request-ID": "bad id <script>"})
     assert re.fullmatch(r"[0-9a-f]{32}", replaced.headers["x-request-id"])
 
 
+@pytest.mark.requirement("REQ-FUNC-001", "REQ-FUNC-002")
 def test_content_type_is_only_a_hint(client):
     response = client.post(INFER, content=read_input("real_CT_small.dcm"), headers={"Content-Type": "image/png"})
     assert response.status_code == 200
 
 
+@pytest.mark.requirement("REQ-FUNC-018")
 @pytest.mark.parametrize(
     "method, path, params, status, code",
     [
@@ -102,6 +110,7 @@ def test_http_level_errors_are_problem_documents(client, method, path, params, s
     assert response.json()["code"] == code
 
 
+@pytest.mark.requirement("REQ-FUNC-018", "REQ-FUNC-019")
 @pytest.mark.parametrize(
     "name, status, code",
     [
@@ -121,6 +130,7 @@ def test_bad_inputs_over_http(client, name, status, code):
     assert response.headers["content-type"] == "application/problem+json"
 
 
+@pytest.mark.requirement("REQ-SEC-009", "REQ-PERF-003")
 def test_declared_oversized_body_is_refused_before_it_is_read(served_default):
     # request_body_over_limit: > 100 MiB. Only the headers are sent: the answer must come without the body.
     with socket.create_connection(("127.0.0.1", served_default.port), timeout=10) as sock:
@@ -147,6 +157,7 @@ def _content_length(reply: bytes) -> int:
     return int(match.group(1)) if match else 0
 
 
+@pytest.mark.requirement("REQ-SEC-009", "REQ-PERF-003")
 def test_streamed_body_over_the_limit_is_cut_off(client):
     limit = 64 * 2**20
 
@@ -159,6 +170,7 @@ def test_streamed_body_over_the_limit_is_cut_off(client):
     assert (response.status_code, response.json()["code"]) == (413, "payload_too_large")
 
 
+@pytest.mark.requirement("REQ-FUNC-019", "REQ-SEC-008")
 def test_no_server_error_was_logged(served_default, client):
     logs = served_default.logs()
     assert '"level": "ERROR"' not in logs

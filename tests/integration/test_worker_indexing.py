@@ -52,6 +52,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.requirement("REQ-FUNC-020")
 @pytest.mark.parametrize("source", ["EventGrid", "LogsAndContainerScan"])
 def test_the_worker_indexes_every_function(source):
     env = {**os.environ, **LOCAL_ENV, "MEDAI_BLOB_SOURCE": source}

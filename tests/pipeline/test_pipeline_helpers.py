@@ -53,6 +53,7 @@ def _run_outputs(outputs: object, *argv: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+@pytest.mark.requirement("REQ-REG-005")
 def test_outputs_become_name_value_lines_in_contract_order() -> None:
     code, out, _ = _run_outputs(GOOD_OUTPUTS)
     assert code == 0
@@ -63,6 +64,7 @@ def test_outputs_become_name_value_lines_in_contract_order() -> None:
     assert [line.split("=", 1)[0] for line in lines] == list(deployment_outputs.JOB_OUTPUTS)
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-SEC-014")
 def test_the_connection_string_is_validated_but_never_a_job_output() -> None:
     code, out, _ = _run_outputs(GOOD_OUTPUTS)
     assert code == 0 and CONNECTION_STRING not in out and "appInsightsConnectionString" not in out
@@ -71,6 +73,7 @@ def test_the_connection_string_is_validated_but_never_a_job_output() -> None:
     assert _run_outputs(broken)[0] == 1
 
 
+@pytest.mark.requirement("REQ-REG-005")
 def test_one_value_alone_for_the_job_that_reads_it_itself() -> None:
     code, out, _ = _run_outputs(GOOD_OUTPUTS, "--value", "appInsightsConnectionString")
     assert (code, out) == (0, CONNECTION_STRING + "\n")
@@ -78,6 +81,7 @@ def test_one_value_alone_for_the_job_that_reads_it_itself() -> None:
         _run_outputs(GOOD_OUTPUTS, "--value", "notAnOutput")
 
 
+@pytest.mark.requirement("REQ-REG-005")
 def test_a_missing_output_stops_the_deployment_by_name() -> None:
     broken = {name: value for name, value in GOOD_OUTPUTS.items()
               if name not in {"aksClusterName", "registryName", "k8sNamespace"}}
@@ -89,6 +93,7 @@ def test_a_missing_output_stops_the_deployment_by_name() -> None:
     "value",
     ["name\nINJECTED=1", "$(curl evil)", "a b", "", "name;rm -rf /", "-flag"],
 )
+@pytest.mark.requirement("REQ-REG-005", "REQ-SEC-014")
 def test_an_unsafe_output_value_is_refused_without_echoing_it(value: str) -> None:
     code, _, err = _run_outputs(dict(GOOD_OUTPUTS, functionAppName={"type": "String", "value": value}))
     assert code == 1
@@ -110,11 +115,13 @@ def test_an_unsafe_output_value_is_refused_without_echoing_it(value: str) -> Non
         ("appInsightsConnectionString", "InstrumentationKey=x y"),
     ],
 )
+@pytest.mark.requirement("REQ-REG-005")
 def test_each_output_must_have_its_own_form(name: str, value: str) -> None:
     with pytest.raises(deployment_outputs.OutputError, match=name):
         deployment_outputs.parse_outputs(dict(GOOD_OUTPUTS, **{name: {"type": "String", "value": value}}))
 
 
+@pytest.mark.requirement("REQ-REG-005")
 def test_non_string_and_malformed_outputs_fail() -> None:
     with pytest.raises(deployment_outputs.OutputError, match="non-empty string"):
         deployment_outputs.parse_outputs(dict(GOOD_OUTPUTS, registryName={"type": "Int", "value": 1}))
@@ -125,6 +132,7 @@ def test_non_string_and_malformed_outputs_fail() -> None:
 # --- function_package ------------------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-REG-006")
 def test_the_package_holds_the_app_at_its_root_and_nothing_else(tmp_path: Path) -> None:
     out = tmp_path / "functionapp.zip"
     function_package.build_package(REPO, out)
@@ -139,6 +147,7 @@ def test_the_package_holds_the_app_at_its_root_and_nothing_else(tmp_path: Path) 
     assert names == sorted(names)
 
 
+@pytest.mark.requirement("REQ-REG-005")
 def test_the_packaged_files_are_byte_identical_to_the_repository(tmp_path: Path) -> None:
     out = tmp_path / "functionapp.zip"
     function_package.build_package(REPO, out)
@@ -148,6 +157,7 @@ def test_the_packaged_files_are_byte_identical_to_the_repository(tmp_path: Path)
         assert archive.read(model) == (REPO / model).read_bytes()
 
 
+@pytest.mark.requirement("REQ-REG-005")
 def test_the_package_is_reproducible(tmp_path: Path) -> None:
     first = function_package.build_package(REPO, tmp_path / "a.zip")
     second = function_package.build_package(REPO, tmp_path / "b.zip")
@@ -162,6 +172,7 @@ def _fake_app(root: Path) -> None:
         (root / name / "module.py").write_text("x = 1\n")
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-REG-006")
 def test_caches_and_local_settings_are_left_out(tmp_path: Path) -> None:
     _fake_app(tmp_path)
     (tmp_path / "service" / "__pycache__").mkdir()
@@ -177,6 +188,7 @@ def test_caches_and_local_settings_are_left_out(tmp_path: Path) -> None:
                      "security/module.py", "service/module.py", "models/module.py"}
 
 
+@pytest.mark.requirement("REQ-REG-005")
 def test_a_missing_part_of_the_app_fails(tmp_path: Path) -> None:
     _fake_app(tmp_path)
     (tmp_path / "host.json").unlink()
@@ -197,6 +209,7 @@ TEMPLATE = {
 OFFERED = {"functionAppName": "func-x", "storageAccountName": "stx", "systemTopicName": "evgt-x"}
 
 
+@pytest.mark.requirement("REQ-REG-005")
 def test_only_declared_parameters_are_supplied() -> None:
     assert template_parameters.select_parameters(TEMPLATE, OFFERED) == {
         "functionAppName": {"value": "func-x"},
@@ -207,6 +220,7 @@ def test_only_declared_parameters_are_supplied() -> None:
     assert template_parameters.select_parameters(narrow, OFFERED) == {"functionAppName": {"value": "func-x"}}
 
 
+@pytest.mark.requirement("REQ-REG-005")
 def test_a_required_parameter_nobody_supplies_fails_by_name() -> None:
     template = {"parameters": dict(TEMPLATE["parameters"], blobsExtensionKey={"type": "securestring"})}
     with pytest.raises(template_parameters.ParameterError, match="blobsExtensionKey"):
@@ -215,6 +229,7 @@ def test_a_required_parameter_nobody_supplies_fails_by_name() -> None:
         template_parameters.select_parameters(TEMPLATE, dict(OFFERED, systemTopicName=""))
 
 
+@pytest.mark.requirement("REQ-SEC-014")
 def test_the_parameters_file_is_private_and_values_come_from_the_environment(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -261,18 +276,21 @@ def _render(tmp_path: Path, expected: manifest_check.Expected = REAL, **override
     return out
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
 def test_manifests_rendered_with_every_value_pass(tmp_path: Path) -> None:
     assert manifest_check.problems(manifest_check.load_manifests(_render(tmp_path)), REAL) == []
 
 
 @pytest.mark.parametrize("flag", ["--key-vault-uri", "--entra-tenant-id", "--entra-audience",
                                   "--appinsights-connection-string", "--storage-account"])
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
 def test_a_value_left_to_its_placeholder_fails(tmp_path: Path, flag: str) -> None:
     found = manifest_check.problems(manifest_check.load_manifests(_render(tmp_path, **{flag: None})), REAL)
     assert found and all("placeholder" in problem for problem in found), found
     assert any(problem.startswith("02-configmap.yaml") or problem.startswith("22-") for problem in found)
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
 def test_the_committed_placeholder_manifests_fail() -> None:
     defaults = infra_manifests.K8sConfig()
     expected = manifest_check.Expected(defaults.namespace, defaults.service_account,
@@ -281,6 +299,7 @@ def test_the_committed_placeholder_manifests_fail() -> None:
     assert any("placeholder" in problem for problem in found)
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
 def test_another_namespace_service_account_client_id_or_image_fails(tmp_path: Path) -> None:
     manifests = manifest_check.load_manifests(_render(tmp_path))
     for field, value, needle in [
@@ -294,6 +313,7 @@ def test_another_namespace_service_account_client_id_or_image_fails(tmp_path: Pa
         assert found and any(needle in problem for problem in found), (field, found)
 
 
+@pytest.mark.requirement("REQ-REG-005")
 def test_the_command_names_each_problem_and_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = _render(tmp_path, **{"--key-vault-uri": None})
     argv = [str(out), "--namespace", REAL.namespace, "--service-account", REAL.service_account,
@@ -307,6 +327,7 @@ def test_the_command_names_each_problem_and_fails(tmp_path: Path, capsys: pytest
 # --- checkov_workflows -----------------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-SEC-015")
 def test_only_unknown_permission_scopes_are_hidden_from_checkov() -> None:
     text = (
         "permissions:\n  contents: read\n"
@@ -319,6 +340,7 @@ def test_only_unknown_permission_scopes_are_hidden_from_checkov() -> None:
     assert stripped == text.replace("      attestations: write  # needed\n", "")
 
 
+@pytest.mark.requirement("REQ-SEC-015")
 def test_the_real_deploy_workflow_loses_exactly_one_line(tmp_path: Path) -> None:
     removed = checkov_workflows.prepare(REPO / ".github" / "workflows", tmp_path)
     assert removed == {"ci.yml": [], "deploy.yml": ["attestations: write"]}
@@ -330,12 +352,14 @@ def _check(file_path: str, check_id: str = "CKV_GHA_1") -> dict[str, str]:
     return {"file_path": file_path, "check_id": check_id, "check_name": "name", "resource": "jobs(x)"}
 
 
+@pytest.mark.requirement("REQ-SEC-015")
 def test_a_workflow_checkov_silently_skipped_fails_the_scan() -> None:
     report = {"results": {"passed_checks": [_check("/.github/workflows/ci.yml")], "failed_checks": []}}
     problems = checkov_workflows.verify(report, ["ci.yml", "deploy.yml"])
     assert problems == ["deploy.yml: checkov ran no check on it (schema rejected or file not found)"]
 
 
+@pytest.mark.requirement("REQ-SEC-015")
 def test_a_failed_check_fails_the_scan() -> None:
     report = [{"results": {"passed_checks": [_check("/.github/workflows/ci.yml")],
                            "failed_checks": [_check("/.github/workflows/deploy.yml", "CKV_GHA_7")]}}]
@@ -346,6 +370,7 @@ def test_a_failed_check_fails_the_scan() -> None:
 # --- secrets_gate ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-SEC-015")
 def test_secret_findings_must_be_audited_as_false_positives() -> None:
     baseline = {"results": {
         "a.py": [{"type": "Secret Keyword", "line_number": 3, "is_secret": False}],
@@ -358,6 +383,7 @@ def test_secret_findings_must_be_audited_as_false_positives() -> None:
     ]
 
 
+@pytest.mark.requirement("REQ-SEC-015")
 def test_the_committed_secrets_baseline_holds_only_audited_false_positives() -> None:
     baseline = json.loads((REPO / ".secrets.baseline").read_text(encoding="utf-8"))
     assert secrets_gate.unaudited_findings(baseline) == []

@@ -53,11 +53,13 @@ def step_index(job: dict[str, Any], predicate) -> int:
 # --- triggers --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-REG-007")
 def test_ci_runs_on_pull_requests_pushes_and_when_called(ci: dict[str, Any]) -> None:
     assert set(ci["on"]) == {"pull_request", "push", "workflow_call"}
     assert not ci["on"]["push"], "CI must run on pushes to every branch"
 
 
+@pytest.mark.requirement("REQ-REG-005")
 def test_deploy_runs_on_push_to_main_and_by_hand_only(deploy: dict[str, Any]) -> None:
     assert set(deploy["on"]) == {"push", "workflow_dispatch"}
     assert deploy["on"]["push"] == {"branches": ["main"]}
@@ -65,6 +67,7 @@ def test_deploy_runs_on_push_to_main_and_by_hand_only(deploy: dict[str, Any]) ->
     assert not deploy["on"]["workflow_dispatch"]
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-SEC-014")
 def test_a_manual_dispatch_from_another_branch_does_not_deploy(deploy: dict[str, Any]) -> None:
     assert deploy["jobs"]["provision"]["if"] == "github.ref == 'refs/heads/main'"
 
@@ -72,6 +75,7 @@ def test_a_manual_dispatch_from_another_branch_does_not_deploy(deploy: dict[str,
 # --- order -----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-REG-005")
 def test_deploy_calls_the_ci_workflow_first(deploy: dict[str, Any]) -> None:
     ci_job = deploy["jobs"]["ci"]
     assert ci_job["uses"] == "./.github/workflows/ci.yml"
@@ -79,16 +83,19 @@ def test_deploy_calls_the_ci_workflow_first(deploy: dict[str, Any]) -> None:
     assert "secrets" not in ci_job, "CI must not receive the deployment secrets"
 
 
+@pytest.mark.requirement("REQ-REG-005")
 def test_deploy_has_exactly_the_stages_of_the_issue(deploy: dict[str, Any]) -> None:
     assert tuple(deploy["jobs"]) == DEPLOY_ORDER
 
 
+@pytest.mark.requirement("REQ-REG-005")
 @pytest.mark.parametrize("position", range(1, len(DEPLOY_ORDER)))
 def test_each_stage_waits_for_every_earlier_stage(deploy: dict[str, Any], position: int) -> None:
     job_id = DEPLOY_ORDER[position]
     assert ancestors(deploy["jobs"], job_id) == set(DEPLOY_ORDER[:position])
 
 
+@pytest.mark.requirement("REQ-REG-005")
 def test_provision_happens_before_anything_is_published(deploy: dict[str, Any]) -> None:
     jobs = deploy["jobs"]
     for publisher in ("build-image", "publish-functions", "eventgrid", "rollout-aks"):
@@ -97,6 +104,7 @@ def test_provision_happens_before_anything_is_published(deploy: dict[str, Any]) 
     assert {"build-image", "eventgrid"} <= ancestors(jobs, "rollout-aks")
 
 
+@pytest.mark.requirement("REQ-REG-005")
 def test_one_deployment_at_a_time_and_none_cancelled(deploy: dict[str, Any]) -> None:
     assert deploy["concurrency"] == {"group": "deploy-production", "cancel-in-progress": False}
 
@@ -104,11 +112,13 @@ def test_one_deployment_at_a_time_and_none_cancelled(deploy: dict[str, Any]) -> 
 # --- least privilege -------------------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-SEC-014")
 @pytest.mark.parametrize("name", ["ci.yml", "deploy.yml"])
 def test_workflow_token_is_read_only_by_default(workflows: dict[str, dict[str, Any]], name: str) -> None:
     assert workflows[name]["permissions"] == {"contents": "read"}
 
 
+@pytest.mark.requirement("REQ-SEC-014")
 def test_every_job_declares_its_permissions(workflows: dict[str, dict[str, Any]]) -> None:
     for name, workflow in workflows.items():
         for job_id, job in workflow["jobs"].items():
@@ -116,11 +126,13 @@ def test_every_job_declares_its_permissions(workflows: dict[str, dict[str, Any]]
             assert job["permissions"].get("contents") == "read", f"{name}:{job_id}"
 
 
+@pytest.mark.requirement("REQ-SEC-014")
 def test_ci_writes_nothing(ci: dict[str, Any]) -> None:
     for job in ci["jobs"].values():
         assert set(job["permissions"].values()) == {"read"}
 
 
+@pytest.mark.requirement("REQ-SEC-014")
 def test_only_the_deploy_jobs_may_request_an_oidc_token(workflows: dict[str, dict[str, Any]]) -> None:
     for name, workflow in workflows.items():
         for job_id, job in workflow["jobs"].items():
@@ -128,6 +140,7 @@ def test_only_the_deploy_jobs_may_request_an_oidc_token(workflows: dict[str, dic
             assert (job["permissions"].get("id-token") == "write") is deploys, f"{name}:{job_id}"
 
 
+@pytest.mark.requirement("REQ-SEC-014")
 def test_write_scopes_are_the_minimum_per_job(deploy: dict[str, Any]) -> None:
     expected = {job_id: {"id-token"} for job_id in DEPLOY_JOBS}
     expected["build-image"] = {"id-token", "attestations"}
@@ -137,12 +150,14 @@ def test_write_scopes_are_the_minimum_per_job(deploy: dict[str, Any]) -> None:
         assert writes == expected[job_id], job_id
 
 
+@pytest.mark.requirement("REQ-SEC-014", "REQ-REG-005")
 def test_deploy_jobs_run_in_the_protected_production_environment(deploy: dict[str, Any]) -> None:
     for job_id in DEPLOY_JOBS:
         assert deploy["jobs"][job_id]["environment"] == "production", job_id
     assert "environment" not in deploy["jobs"]["ci"]
 
 
+@pytest.mark.requirement("REQ-SEC-014")
 def test_azure_login_is_openid_connect_only(workflows: dict[str, dict[str, Any]]) -> None:
     logins = [(job_id, step) for workflow in workflows.values() for job_id, step in iter_steps(workflow)
               if str(step.get("uses", "")).startswith("azure/login@")]
@@ -154,6 +169,7 @@ def test_azure_login_is_openid_connect_only(workflows: dict[str, dict[str, Any]]
         assert forbidden not in text
 
 
+@pytest.mark.requirement("REQ-SEC-014")
 def test_checkouts_do_not_keep_the_token(workflows: dict[str, dict[str, Any]]) -> None:
     checkouts = [step for workflow in workflows.values() for _, step in iter_steps(workflow)
                  if str(step.get("uses", "")).startswith("actions/checkout@")]
@@ -165,6 +181,7 @@ def test_checkouts_do_not_keep_the_token(workflows: dict[str, dict[str, Any]]) -
 # --- secrets and script injection ------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-SEC-014")
 def test_no_expression_is_expanded_inside_a_script(workflows: dict[str, dict[str, Any]]) -> None:
     # Values reach scripts through `env:` only: no secret can be echoed by a `run:` line and no
     # expression (branch names, commit messages, outputs) can inject shell code.
@@ -175,6 +192,7 @@ def test_no_expression_is_expanded_inside_a_script(workflows: dict[str, dict[str
             assert "secrets." not in script, f"{name}:{job_id}:{step.get('name')}"
 
 
+@pytest.mark.requirement("REQ-SEC-014")
 def test_secrets_are_read_only_by_the_azure_login_step(workflows: dict[str, dict[str, Any]]) -> None:
     for name, workflow in workflows.items():
         for job_id, job in workflow["jobs"].items():
@@ -184,6 +202,7 @@ def test_secrets_are_read_only_by_the_azure_login_step(workflows: dict[str, dict
                     assert str(step.get("uses", "")).startswith("azure/login@"), f"{name}:{job_id}"
 
 
+@pytest.mark.requirement("REQ-SEC-014")
 def test_the_event_grid_job_never_holds_the_blobs_extension_key(deploy: dict[str, Any]) -> None:
     # eventgrid.bicep reads the key with listKeys() inside the deployment; the job only checks it exists.
     script = run_commands(deploy["jobs"]["eventgrid"])
@@ -192,6 +211,7 @@ def test_the_event_grid_job_never_holds_the_blobs_extension_key(deploy: dict[str
     assert "GITHUB_OUTPUT" not in script and "GITHUB_ENV" not in script
 
 
+@pytest.mark.requirement("REQ-SEC-014")
 def test_the_app_insights_connection_string_is_masked_and_never_a_job_output(deploy: dict[str, Any]) -> None:
     job = deploy["jobs"]["rollout-aks"]
     script = run_commands(job)
@@ -205,6 +225,7 @@ def test_the_app_insights_connection_string_is_masked_and_never_a_job_output(dep
 # --- pinned actions --------------------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-SEC-014")
 def test_every_action_is_pinned_to_a_commit_sha(workflows: dict[str, dict[str, Any]]) -> None:
     for name, workflow in workflows.items():
         for job_id, job in workflow["jobs"].items():
@@ -213,6 +234,7 @@ def test_every_action_is_pinned_to_a_commit_sha(workflows: dict[str, dict[str, A
                 assert ref.startswith("./") or PINNED_USES.fullmatch(ref), f"{name}:{job_id}: {ref}"
 
 
+@pytest.mark.requirement("REQ-SEC-014")
 def test_every_pin_names_its_release(workflows: dict[str, dict[str, Any]]) -> None:
     for path in WORKFLOWS.glob("*.yml"):
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -221,6 +243,7 @@ def test_every_pin_names_its_release(workflows: dict[str, dict[str, Any]]) -> No
                 assert VERSION_COMMENT.fullmatch(match["rest"]), f"{path.name}: {line.strip()}"
 
 
+@pytest.mark.requirement("REQ-SEC-014")
 def test_an_action_is_pinned_to_one_sha_everywhere() -> None:
     pins: dict[str, set[str]] = {}
     for path in WORKFLOWS.glob("*.yml"):
@@ -230,6 +253,7 @@ def test_an_action_is_pinned_to_one_sha_everywhere() -> None:
     assert {action: shas for action, shas in pins.items() if len(shas) > 1} == {}
 
 
+@pytest.mark.requirement("REQ-SEC-014")
 def test_the_readme_lists_every_pinned_action() -> None:
     readme = README.read_text(encoding="utf-8")
     for path in WORKFLOWS.glob("*.yml"):
@@ -240,6 +264,7 @@ def test_the_readme_lists_every_pinned_action() -> None:
 # --- CI content ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-REG-007")
 def test_ci_sets_up_python_311_with_pip_cache_and_node(ci: dict[str, Any]) -> None:
     steps = steps_of(ci["jobs"]["test"])
     python = next(step for step in steps if str(step.get("uses", "")).startswith("actions/setup-python@"))
@@ -248,6 +273,7 @@ def test_ci_sets_up_python_311_with_pip_cache_and_node(ci: dict[str, Any]) -> No
     assert any(str(step.get("uses", "")).startswith("actions/setup-node@") for step in steps)
 
 
+@pytest.mark.requirement("REQ-REG-007", "REQ-SEC-015")
 def test_ci_runs_the_readme_test_command_and_the_other_gates(ci: dict[str, Any]) -> None:
     runs = [step.get("run", "").strip() for step in steps_of(ci["jobs"]["test"])]
     assert "make test" in runs
@@ -257,6 +283,7 @@ def test_ci_runs_the_readme_test_command_and_the_other_gates(ci: dict[str, Any])
     assert runs.index("make install") < runs.index("make test")
 
 
+@pytest.mark.requirement("REQ-REG-007", "REQ-SEC-015")
 def test_ci_uploads_junit_always_and_the_sbom(ci: dict[str, Any]) -> None:
     uploads = {step["with"]["path"]: step for step in steps_of(ci["jobs"]["test"])
                if str(step.get("uses", "")).startswith("actions/upload-artifact@")}
@@ -264,6 +291,7 @@ def test_ci_uploads_junit_always_and_the_sbom(ci: dict[str, Any]) -> None:
     assert uploads["reports/sbom.cdx.json"]["with"]["if-no-files-found"] == "error"
 
 
+@pytest.mark.requirement("REQ-REG-007", "REQ-SEC-015")
 def test_make_test_runs_lint_scan_and_pytest_with_junit() -> None:
     makefile = (REPO / "Makefile").read_text(encoding="utf-8")
     assert re.search(r"^test: lint scan pytest$", makefile, re.M)
@@ -275,6 +303,7 @@ def test_make_test_runs_lint_scan_and_pytest_with_junit() -> None:
     assert "cyclonedx-py requirements requirements.txt" in makefile
 
 
+@pytest.mark.requirement("REQ-REG-007")
 def test_every_make_target_the_workflows_run_exists() -> None:
     makefile = (REPO / "Makefile").read_text(encoding="utf-8")
     targets = set(re.findall(r"^([A-Za-z0-9_.-]+):", makefile, re.M))
@@ -291,6 +320,7 @@ def test_every_make_target_the_workflows_run_exists() -> None:
 # --- the deployment itself -------------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-REG-003")
 def test_provision_checks_the_generated_bicep_then_what_if_then_deploys(deploy: dict[str, Any]) -> None:
     script = run_commands(deploy["jobs"]["provision"])
     check = script.index(".venv/bin/python -m infra build --check")
@@ -305,12 +335,14 @@ def test_provision_checks_the_generated_bicep_then_what_if_then_deploys(deploy: 
         assert "--parameters @infra/bicep/main.parameters.json" in invocation
 
 
+@pytest.mark.requirement("REQ-REG-005")
 def test_provision_exports_every_output_the_later_jobs_read(deploy: dict[str, Any]) -> None:
     exported = set(deploy["jobs"]["provision"]["outputs"])
     read = set(re.findall(r"needs\.provision\.outputs\.([A-Za-z0-9]+)", (WORKFLOWS / "deploy.yml").read_text()))
     assert read and read <= exported
 
 
+@pytest.mark.requirement("REQ-SEC-014", "REQ-REG-004")
 def test_image_is_scanned_before_it_is_pushed_and_attested_by_digest(deploy: dict[str, Any]) -> None:
     job = deploy["jobs"]["build-image"]
     build = step_index(job, lambda s: "docker build" in s.get("run", ""))
@@ -329,12 +361,14 @@ def test_image_is_scanned_before_it_is_pushed_and_attested_by_digest(deploy: dic
     assert '${IMAGE_REPOSITORY}:${GITHUB_SHA}"' in run_commands(job), "the image is tagged with the commit SHA"
 
 
+@pytest.mark.requirement("REQ-SEC-014")
 def test_acr_login_uses_the_oidc_identity(deploy: dict[str, Any]) -> None:
     script = run_commands(deploy["jobs"]["build-image"])
     assert 'az acr login --name "$REGISTRY_NAME"' in script
     assert "docker login" not in script and "--password" not in script
 
 
+@pytest.mark.requirement("REQ-REG-005")
 def test_function_app_is_published_as_flex_consumption_remote_build(deploy: dict[str, Any]) -> None:
     script = run_commands(deploy["jobs"]["publish-functions"])
     assert "make functions-package" in script
@@ -342,6 +376,7 @@ def test_function_app_is_published_as_flex_consumption_remote_build(deploy: dict
     assert "--src build/functionapp.zip" in script and "--build-remote true" in script
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
 def test_event_grid_is_deployed_from_its_own_bicep_after_publishing(deploy: dict[str, Any]) -> None:
     script = run_commands(deploy["jobs"]["eventgrid"])
     assert "az bicep build --file infra/bicep/eventgrid.bicep" in script
@@ -350,6 +385,7 @@ def test_event_grid_is_deployed_from_its_own_bicep_after_publishing(deploy: dict
     assert wait < script.index("az deployment group create"), "wait for the key the template reads"
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-SEC-014")
 def test_rollout_renders_manifests_for_the_attested_digest_and_waits(deploy: dict[str, Any]) -> None:
     job = deploy["jobs"]["rollout-aks"]
     assert job["env"]["IMAGE_REF"] == (
@@ -369,6 +405,7 @@ def test_rollout_renders_manifests_for_the_attested_digest_and_waits(deploy: dic
         assert f"kubectl rollout status deployment/{deployment}" in script
 
 
+@pytest.mark.requirement("REQ-REG-005")
 def test_smoke_checks_live_and_ready_on_both_deployments_and_fails_on_error(deploy: dict[str, Any]) -> None:
     job = deploy["jobs"]["smoke"]
     script = run_commands(job)
@@ -382,6 +419,7 @@ def test_smoke_checks_live_and_ready_on_both_deployments_and_fails_on_error(depl
     assert not any(step.get("continue-on-error") for step in steps_of(job))
 
 
+@pytest.mark.requirement("REQ-REG-005")
 def test_no_deploy_step_is_allowed_to_fail_quietly(deploy: dict[str, Any]) -> None:
     for job_id, step in iter_steps(deploy):
         assert not step.get("continue-on-error"), f"{job_id}:{step.get('name')}"
@@ -392,6 +430,7 @@ def test_no_deploy_step_is_allowed_to_fail_quietly(deploy: dict[str, Any]) -> No
 # --- the commands are the documented ones ----------------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-REG-005")
 def test_readme_documents_the_same_generator_commands(deploy: dict[str, Any]) -> None:
     readme = README.read_text(encoding="utf-8")
     assert "python -m infra build --check" in run_commands(deploy["jobs"]["provision"])
@@ -404,6 +443,7 @@ def test_readme_documents_the_same_generator_commands(deploy: dict[str, Any]) ->
         assert flag in readme, flag
 
 
+@pytest.mark.requirement("REQ-REG-005")
 def test_infra_k8s_cli_accepts_the_flags_the_workflow_passes() -> None:
     if not (REPO / "infra" / "__main__.py").is_file():
         pytest.skip("the `infra` package (issue 5) is not merged here yet")
@@ -418,6 +458,7 @@ def test_infra_k8s_cli_accepts_the_flags_the_workflow_passes() -> None:
         assert flag in result.stdout, flag
 
 
+@pytest.mark.requirement("REQ-REG-007")
 def test_yaml_on_key_is_read_as_true_by_pyyaml() -> None:
     # Guards load_workflow's mapping: PyYAML (YAML 1.1) turns `on:` into True.
     assert True in yaml.safe_load((WORKFLOWS / "ci.yml").read_text())

@@ -20,6 +20,7 @@ from tests.conftest import INPUTS, ROOT, TEST_MODELS, read_input
 # --- settings ----------------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-SEC-001", "REQ-SEC-009", "REQ-FUNC-026")
 def test_defaults_are_closed_and_below_the_host_limits():
     settings = Settings.from_env({})
     assert settings.environment == "production"
@@ -28,6 +29,7 @@ def test_defaults_are_closed_and_below_the_host_limits():
     assert settings.limits.max_body_bytes < 100 * 1024 * 1024  # the Functions host answers 500-ish above 100 MB
 
 
+@pytest.mark.requirement("REQ-SEC-001", "REQ-FUNC-026")
 def test_auth_can_be_disabled_only_for_local_development():
     with pytest.raises(ConfigurationError) as info:
         Settings.from_env({"MEDAI_AUTH_MODE": "none"})
@@ -37,12 +39,14 @@ def test_auth_can_be_disabled_only_for_local_development():
         Settings.from_env({"MEDAI_AUTH_MODE": "none,api-key", "MEDAI_ENVIRONMENT": "local"})
 
 
+@pytest.mark.requirement("REQ-SEC-001", "REQ-SEC-004")
 def test_dev_secrets_are_refused_outside_local():
     with pytest.raises(ConfigurationError) as info:
         Settings.from_env({"MEDAI_DEV_SECRETS_JSON": "{}"})
     assert "MEDAI_DEV_SECRETS_JSON" in info.value.detail
 
 
+@pytest.mark.requirement("REQ-FUNC-026")
 @pytest.mark.parametrize(
     "env",
     [
@@ -60,6 +64,7 @@ def test_bad_settings_name_the_variable(env):
     assert next(iter(env)) in info.value.detail
 
 
+@pytest.mark.requirement("REQ-FUNC-026")
 def test_settings_parse_types():
     settings = Settings.from_env(
         {
@@ -77,6 +82,7 @@ def test_settings_parse_types():
     assert settings.runtime.optimized_model_dir is None
 
 
+@pytest.mark.requirement("REQ-FUNC-026")
 def test_nothing_but_settings_reads_the_environment():
     offenders = []
     for path in [*ROOT.glob("inference/*.py"), *ROOT.glob("security/*.py"), *ROOT.glob("service/*.py")]:
@@ -87,12 +93,14 @@ def test_nothing_but_settings_reads_the_environment():
     assert offenders == []
 
 
+@pytest.mark.requirement("REQ-FUNC-026", "REQ-REG-003")
 def test_readme_configuration_table_is_generated_from_the_settings():
     readme = (ROOT / "README.md").read_text()
     for row in describe_settings():
         assert f"| `{row['env']}` | `{row['default']}` |" in readme, f"{row['env']} missing: make docs"
 
 
+@pytest.mark.requirement("REQ-REG-006")
 def test_core_does_not_import_hosting_frameworks():
     code = (
         "import sys, inference.engine, inference.dicom, inference.raster, inference.__main__\n"
@@ -107,6 +115,7 @@ def test_core_does_not_import_hosting_frameworks():
 # --- errors ------------------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-FUNC-018")
 def test_every_error_has_a_unique_stable_code_and_a_status():
     types = all_error_types()
     codes = [cls.code for cls in types]
@@ -116,6 +125,7 @@ def test_every_error_has_a_unique_stable_code_and_a_status():
         assert cls.code.replace("_", "").isalnum() and cls.code.islower()
 
 
+@pytest.mark.requirement("REQ-FUNC-018", "REQ-SEC-008")
 def test_problem_details_of_a_server_error_leak_nothing():
     error = ConfigurationError("secret path /etc/x and value hunter2")
     body = problem_details(error, request_id="r1", instance="/api/v1/x")
@@ -123,6 +133,7 @@ def test_problem_details_of_a_server_error_leak_nothing():
     assert body["status"] == 500 and body["request_id"] == "r1" and body["detail"] == error.title
 
 
+@pytest.mark.requirement("REQ-FUNC-018")
 def test_problem_details_of_a_client_error_explain():
     from inference.errors import UnsupportedTransferSyntax
 
@@ -132,6 +143,7 @@ def test_problem_details_of_a_client_error_explain():
     assert body["type"].endswith("/unsupported_transfer_syntax")
 
 
+@pytest.mark.requirement("REQ-FUNC-018")
 def test_errors_survive_copy_and_pickle():
     import copy
     import pickle
@@ -146,12 +158,14 @@ def test_errors_survive_copy_and_pickle():
 # --- output encoding ------------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-FUNC-012")
 def test_non_finite_floats_use_the_protobuf_json_strings():
     encoded = encode_output("y", np.array([1.5, np.nan, np.inf, -np.inf], dtype=np.float32))
     assert encoded["data"] == [1.5, "NaN", "Infinity", "-Infinity"]
     json.dumps(encoded, allow_nan=False)
 
 
+@pytest.mark.requirement("REQ-FUNC-012")
 def test_maps_and_sequences_keep_their_structure():
     encoded = encode_output("m", [{"a": np.float32(0.25), "b": 1}, np.array([[1, 2]], dtype=np.int64)])
     assert encoded == {
@@ -164,6 +178,7 @@ def test_maps_and_sequences_keep_their_structure():
     }
 
 
+@pytest.mark.requirement("REQ-FUNC-012")
 def test_string_and_bool_tensors():
     assert encode_output("s", np.array(["x", "y"]))["datatype"] == "BYTES"
     assert encode_output("b", np.array([True, False]))["data"] == [True, False]
@@ -187,6 +202,7 @@ def _mutations(data: bytes, rng: random.Random, count: int):
             yield bytes(blob[:start] + bytes(rng.randrange(256) for _ in range(64)) + blob[start:])  # insertion
 
 
+@pytest.mark.requirement("REQ-FUNC-019")
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "name, model",
@@ -219,6 +235,7 @@ def test_mutated_real_files_never_cause_a_server_error(engine, name, model):
 # --- CLI -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-FUNC-025")
 def test_cli_prints_the_api_document_and_problem_documents(tmp_path: Path):
     good, bad = INPUTS / "real_CT_small.dcm", INPUTS / "not_an_image.png"
     single = subprocess.run(
@@ -240,6 +257,7 @@ def test_cli_prints_the_api_document_and_problem_documents(tmp_path: Path):
     assert lines[1]["status"] == 415 and lines[1]["code"] == "unsupported_media_type"
 
 
+@pytest.mark.requirement("REQ-FUNC-025", "REQ-FUNC-014")
 def test_cli_manifest_draft_loads(tmp_path: Path):
     model = TEST_MODELS / "light-shufflenet" / "model.onnx"
     out = subprocess.run(

@@ -33,6 +33,7 @@ def refused(engine, model: str, name_or_bytes) -> ServiceError:
 # --- Modality LUT: Hounsfield units and rescale -----------------------------------------------
 
 
+@pytest.mark.requirement("REQ-FUNC-005")
 def test_ct_rescale_gives_hounsfield_units(engine):
     # dcm_rescale_ct: stored 0 / 24 / 1064 with intercept -1024 -> -1024 / -1000 / 40 HU.
     hu = image_plane(predict(engine, "identity-hu", "syn_ct_rescale.dcm"))[:, :, 0]
@@ -41,6 +42,7 @@ def test_ct_rescale_gives_hounsfield_units(engine):
     assert hu[20, 20] == 40
 
 
+@pytest.mark.requirement("REQ-FUNC-005")
 def test_fractional_decimal_string_slope_is_not_truncated(engine):
     # dcm_rescale_fractional_slope: RescaleSlope '0.01', stored = row*100 + col.
     values = image_plane(predict(engine, "identity-hu", "syn_pt_fractional_slope.dcm"))[:, :, 0]
@@ -49,12 +51,14 @@ def test_fractional_decimal_string_slope_is_not_truncated(engine):
     assert len(np.unique(values)) > 1000
 
 
+@pytest.mark.requirement("REQ-FUNC-005")
 def test_missing_rescale_tags_default_to_identity(engine):
     # dcm_rescale_tags_missing: slope 1, intercept 0 -> value at (3,3) = 500.
     values = image_plane(predict(engine, "identity-hu", "syn_ct_no_rescale_tags.dcm"))[:, :, 0]
     assert values[3, 3] == 500
 
 
+@pytest.mark.requirement("REQ-FUNC-005")
 def test_real_ct_hounsfield_values(engine):
     # real_ct_hu: stored (0,0) = 175 -> -849 HU; HU range -896..1167.
     values = image_plane(predict(engine, "identity-hu", "real_CT_small.dcm"))[:, :, 0]
@@ -63,12 +67,14 @@ def test_real_ct_hounsfield_values(engine):
     assert values.max() == 1167
 
 
+@pytest.mark.requirement("REQ-FUNC-005", "REQ-FUNC-011")
 def test_float64_rescale_reaches_the_model_as_its_declared_float32(engine):
     # onnx_dtype_float64: rescaled CT is float64 in numpy; the model declares tensor(float).
     result = predict(engine, "identity-hu", "real_CT_small.dcm")
     assert result["predictions"][0]["outputs"][0]["datatype"] == "FP32"
 
 
+@pytest.mark.requirement("REQ-FUNC-005")
 def test_negative_slope_is_applied(engine):
     stored = np.array([[0, 100], [200, 300]], dtype=np.uint16)
     data = dicom_factory.to_bytes(dicom_factory.image_dataset(stored, RescaleSlope=-0.5, RescaleIntercept=10))
@@ -76,6 +82,7 @@ def test_negative_slope_is_applied(engine):
     np.testing.assert_allclose(values, stored * -0.5 + 10)
 
 
+@pytest.mark.requirement("REQ-FUNC-005")
 def test_enhanced_ct_rescale_from_shared_functional_groups(engine):
     frames = [np.full((4, 4), 1000, np.int16), np.full((4, 4), 1100, np.int16)]
     data = dicom_factory.enhanced_ct(frames, slope=1.0, intercept=-1024.0)
@@ -90,6 +97,7 @@ def test_enhanced_ct_rescale_from_shared_functional_groups(engine):
 # --- VOI and MONOCHROME1 -------------------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-FUNC-006")
 def test_multi_valued_window_uses_the_first_pair(engine):
     # dcm_window_multivalue: C=40, W=400 (DICOM LINEAR) -> row 0 = 0.0, 0.501, 1.0, 1.0.
     result = predict(engine, "identity-gray", "syn_ct_multivalue_window.dcm")
@@ -101,6 +109,7 @@ def test_multi_valued_window_uses_the_first_pair(engine):
     assert result["predictions"][0]["voi"] == {"source": "file", "center": 40.0, "width": 400.0, "function": "LINEAR"}
 
 
+@pytest.mark.requirement("REQ-FUNC-007")
 def test_monochrome1_is_inverted(engine):
     # dcm_monochrome1_synthetic: raw col*65 (0..4095), no window: column 0 -> 1.0 (white), column 63 -> 0.0.
     plane = image_plane(predict(engine, "identity-gray", "syn_cr_monochrome1.dcm"))[:, :, 0]
@@ -109,6 +118,7 @@ def test_monochrome1_is_inverted(engine):
     assert np.all(np.diff(plane[0]) <= 0)
 
 
+@pytest.mark.requirement("REQ-FUNC-007")
 def test_real_monochrome1_reverses_the_order_of_raw_values(engine):
     # dcm_monochrome1_real_cr: after VOI + inversion, raw 2802 is darker than raw 1994.
     raw = pydicom.dcmread(INPUTS / "real_CR_monochrome1.dcm").pixel_array
@@ -119,6 +129,7 @@ def test_real_monochrome1_reverses_the_order_of_raw_values(engine):
     assert plane[brightest_raw] < plane[darkest_raw]
 
 
+@pytest.mark.requirement("REQ-FUNC-006")
 def test_voi_lut_sequence_wins_over_window(engine):
     data, expected = dicom_factory.with_voi_lut_and_window()
     result = predict(engine, "identity-gray", data)
@@ -130,6 +141,7 @@ def test_voi_lut_sequence_wins_over_window(engine):
     assert plane[1, 1] == pytest.approx(expected[3])
 
 
+@pytest.mark.requirement("REQ-FUNC-006")
 def test_manifest_window_with_model_priority_wins_over_the_file(tmp_path, engine):
     models = _copy_model(tmp_path, "identity-gray", window={"center": 0, "width": 2001, "priority": "model"})
     custom = make_engine(MEDAI_MODELS_DIR=str(models))
@@ -140,6 +152,7 @@ def test_manifest_window_with_model_priority_wins_over_the_file(tmp_path, engine
     assert result["predictions"][0]["voi"]["source"] == "model"
 
 
+@pytest.mark.requirement("REQ-FUNC-006")
 def test_manifest_default_window_applies_only_without_a_file_window(tmp_path):
     models = _copy_model(tmp_path, "identity-gray", window={"center": 40, "width": 400, "priority": "default"})
     custom = make_engine(MEDAI_MODELS_DIR=str(models))
@@ -151,6 +164,7 @@ def test_manifest_default_window_applies_only_without_a_file_window(tmp_path):
     assert plane[20, 20] == pytest.approx((40 - 39.5) / 399 + 0.5, abs=1e-6)  # 40 HU at the centre
 
 
+@pytest.mark.requirement("REQ-FUNC-006")
 def test_no_window_anywhere_uses_the_frame_min_max(engine):
     plane = image_plane(predict(engine, "identity-gray", "syn_ct_rescale.dcm"))[:, :, 0]
     assert plane.min() == 0.0 and plane.max() == 1.0
@@ -174,6 +188,7 @@ def _copy_model(tmp_path, name: str, **input_overrides):
 # --- colour ----------------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-FUNC-008")
 def test_ybr_full_is_converted_to_rgb(engine):
     # dcm_ybr_full_colour: quadrants red, green, blue, white; raw YCbCr (76,85,255) would be a failure.
     rgb = image_plane(predict(engine, "identity-rgb", "syn_sc_ybr_full.dcm")) * 255
@@ -183,12 +198,14 @@ def test_ybr_full_is_converted_to_rgb(engine):
     np.testing.assert_allclose(rgb[15, 15], [255, 255, 255], atol=2)
 
 
+@pytest.mark.requirement("REQ-FUNC-008")
 def test_palette_color_goes_through_its_lookup_tables(engine):
     data, expected = dicom_factory.palette_color()
     rgb = image_plane(predict(engine, "identity-rgb", data)) * 255
     np.testing.assert_allclose(rgb, expected, atol=1e-3)
 
 
+@pytest.mark.requirement("REQ-FUNC-008", "REQ-FUNC-004")
 def test_rgb_big_endian_ultrasound(engine):
     # real_us_rgb_big_endian: 60 x 80 x 3.
     result = predict(engine, "identity-rgb", "real_US_rgb_bigendian.dcm")
@@ -197,6 +214,7 @@ def test_rgb_big_endian_ultrasound(engine):
     np.testing.assert_allclose(image_plane(result) * 255, raw, atol=1e-3)
 
 
+@pytest.mark.requirement("REQ-FUNC-008")
 def test_colour_image_to_a_one_channel_model_uses_bt601_luma(engine):
     rgb = image_plane(predict(engine, "identity-gray", "syn_sc_ybr_full.dcm"))[:, :, 0]
     raw = pydicom.dcmread(INPUTS / "syn_sc_ybr_full.dcm").pixel_array.astype(float)  # pydicom converts to RGB
@@ -207,6 +225,7 @@ def test_colour_image_to_a_one_channel_model_uses_bt601_luma(engine):
 # --- transfer syntaxes -----------------------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-FUNC-004")
 @pytest.mark.parametrize("name", ["real_MR_small_RLE.dcm", "real_MR_small_bigendian.dcm"])
 def test_rle_and_big_endian_decode_to_the_uncompressed_values(engine, name):
     # real_mr_rle_equals_uncompressed / real_mr_big_endian: (0,0) = 905, mean 518.88 as MR_small.dcm.
@@ -216,23 +235,27 @@ def test_rle_and_big_endian_decode_to_the_uncompressed_values(engine, name):
     assert values.dtype == np.float32 and values.dtype.byteorder in ("=", "<")
 
 
+@pytest.mark.requirement("REQ-FUNC-004")
 def test_deflated_transfer_syntax(engine):
     # real_deflated: 512 x 512.
     result = predict(engine, "identity-gray", "real_image_dfl_deflated.dcm")
     assert (result["input"]["rows"], result["input"]["columns"]) == (512, 512)
 
 
+@pytest.mark.requirement("REQ-FUNC-004", "REQ-FUNC-005")
 def test_jpeg2000_ct_decodes_to_hounsfield_units(engine):
     # dcm_j2k_ct: HU at (256,256) = 32 with a J2K decoder.
     values = image_plane(predict(engine, "identity-hu", "real_CT_j2k_lossy_693.dcm"))[:, :, 0]
     assert values[256, 256] == 32
 
 
+@pytest.mark.requirement("REQ-FUNC-004")
 def test_jpeg2000_mr_with_empty_slice_thickness(engine):
     result = predict(engine, "identity-gray", "real_MR_siemens_j2k_empty_slicethickness.dcm")
     assert result["input"]["rows"] == 384
 
 
+@pytest.mark.requirement("REQ-FUNC-004")
 def test_jpeg_lossless_decodes_with_the_bundled_gdcm_decoder(engine):
     # dcm_jpeg_lossless_no_decoder: with a decoder installed -> 200, 100 x 100 x 3.
     result = predict(engine, "identity-rgb", "real_SC_jpeg_lossless_sv1.dcm")
@@ -240,6 +263,7 @@ def test_jpeg_lossless_decodes_with_the_bundled_gdcm_decoder(engine):
     assert result["input"]["transfer_syntax"] == "1.2.840.10008.1.2.4.70"
 
 
+@pytest.mark.requirement("REQ-FUNC-004")
 @pytest.mark.parametrize(
     "uid",
     [
@@ -257,29 +281,34 @@ def test_transfer_syntax_without_a_decoder_is_415_naming_it(engine, uid):
 # --- objects that are not images, corrupt data, limits ---------------------------------------
 
 
+@pytest.mark.requirement("REQ-FUNC-003")
 @pytest.mark.parametrize("name", ["real_SEG_liver_1bit.dcm", "real_RTDOSE_15frames.dcm"])
 def test_non_image_sop_classes_are_refused(engine, name):
     error = refused(engine, "identity-gray", name)
     assert (error.status, error.code) == (422, "unsupported_sop_class")
 
 
+@pytest.mark.requirement("REQ-FUNC-003")
 def test_no_pixel_data_is_refused(engine):
     error = refused(engine, "identity-gray", dicom_factory.no_pixel_data())
     assert (error.status, error.code) == (422, "no_pixel_data")
 
 
+@pytest.mark.requirement("REQ-FUNC-003")
 @pytest.mark.parametrize("name", ["syn_ct_truncated_pixeldata.dcm", "real_MR_truncated.dcm"])
 def test_truncated_pixel_data_is_422(engine, name):
     error = refused(engine, "identity-gray", name)
     assert (error.status, error.code) == (422, "corrupt_pixel_data")
 
 
+@pytest.mark.requirement("REQ-SEC-009")
 def test_header_dimension_bomb_is_refused_before_allocation(engine):
     # dcm_header_dimension_bomb: 886 bytes declaring 65535 x 65535 x 1000 frames of 16 bits.
     error = refused(engine, "identity-gray", "syn_dicom_header_bomb.dcm")
     assert (error.status, error.code) == (413, "image_too_large")
 
 
+@pytest.mark.requirement("REQ-SEC-009")
 def test_deflate_bomb_is_refused_before_pydicom_inflates_it():
     data = dicom_factory.deflated_zeros(1024, 1024)  # 2 MiB inflated, a few KB on the wire
     assert len(data) < 20_000
@@ -290,6 +319,7 @@ def test_deflate_bomb_is_refused_before_pydicom_inflates_it():
     assert "inflates" in info.value.detail
 
 
+@pytest.mark.requirement("REQ-FUNC-003")
 def test_dicom_that_is_not_readable_is_corrupt_image(engine):
     data = bytearray(read_input("real_CT_small.dcm"))
     data[140:400] = b"\xff" * 260  # destroy the meta group and the start of the dataset
@@ -301,6 +331,7 @@ def test_dicom_that_is_not_readable_is_corrupt_image(engine):
 # --- multi-frame policy ----------------------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-FUNC-009", "REQ-FUNC-004")
 def test_multiframe_all_frames_are_inferred(engine):
     # dcm_multiframe_us_jpeg: 30 frames 240 x 320, JPEG baseline YBR_FULL_422, decoded as RGB.
     result = predict(engine, "identity-rgb", "real_US_ybr422_jpeg_30frames.dcm")
@@ -311,6 +342,7 @@ def test_multiframe_all_frames_are_inferred(engine):
     np.testing.assert_allclose(image_plane(result, 12) * 255, reference[12], atol=1e-3)
 
 
+@pytest.mark.requirement("REQ-FUNC-009")
 def test_multiframe_first_policy():
     first = make_engine(MEDAI_MULTIFRAME="first")
     result = first.predict("identity-rgb", read_input("real_US_ybr422_jpeg_30frames.dcm"))
@@ -318,6 +350,7 @@ def test_multiframe_first_policy():
     assert len(result["predictions"]) == 1
 
 
+@pytest.mark.requirement("REQ-FUNC-009")
 def test_multiframe_reject_policy():
     reject = make_engine(MEDAI_MULTIFRAME="reject")
     with pytest.raises(ServiceError) as info:
@@ -325,6 +358,7 @@ def test_multiframe_reject_policy():
     assert (info.value.status, info.value.code) == (422, "multiframe_not_supported")
 
 
+@pytest.mark.requirement("REQ-FUNC-009", "REQ-SEC-009")
 def test_too_many_frames_is_413():
     small = make_engine(MEDAI_MAX_FRAMES="10")
     with pytest.raises(ServiceError) as info:
@@ -332,6 +366,7 @@ def test_too_many_frames_is_413():
     assert (info.value.status, info.value.code) == (413, "image_too_large")
 
 
+@pytest.mark.requirement("REQ-FUNC-012", "REQ-FUNC-013", "REQ-SEC-005")
 def test_pixel_spacing_reported_and_instance_uid_never(engine):
     result = predict(engine, "identity-hu", "real_CT_small.dcm")
     assert result["input"]["pixel_spacing_mm"] == [0.661468, 0.661468]

@@ -40,6 +40,7 @@ def edit_manifest(directory, **changes):
 # --- the bundled default model -------------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-FUNC-005", "REQ-FUNC-012", "REQ-FUNC-013")
 def test_default_model_segments_the_real_ct_by_hounsfield_thresholds(default_engine):
     result = default_engine.predict(None, read_input("real_CT_small.dcm"))
     # Independent: HU from pydicom's raw pixels and the DICOM rescale, thresholds from the model card.
@@ -60,6 +61,7 @@ def test_default_model_segments_the_real_ct_by_hounsfield_thresholds(default_eng
     assert result["model"]["sha256"] == manifest["sha256"]
 
 
+@pytest.mark.requirement("REQ-FUNC-016")
 def test_default_model_refuses_other_modalities_and_raster_images(default_engine):
     for name in ("real_MR_small_RLE.dcm", "gray_ok_64.jpg"):
         with pytest.raises(ServiceError) as info:
@@ -67,6 +69,7 @@ def test_default_model_refuses_other_modalities_and_raster_images(default_engine
         assert (info.value.status, info.value.code) == (422, "incompatible_input")
 
 
+@pytest.mark.requirement("REQ-FUNC-012")
 def test_default_model_mask_png_matches_the_counts(default_engine):
     import base64
     import io
@@ -80,6 +83,7 @@ def test_default_model_mask_png_matches_the_counts(default_engine):
     assert [int((mask == i).sum()) for i in range(3)] == [counts["air"], counts["soft_tissue"], counts["bone"]]
 
 
+@pytest.mark.requirement("REQ-SEC-010", "REQ-REG-003")
 def test_default_model_is_reproducible_from_its_generator():
     from tools import make_default_model
 
@@ -87,6 +91,7 @@ def test_default_model_is_reproducible_from_its_generator():
         assert path.read_bytes() == content, f"{path} differs from a fresh build: run make model"
 
 
+@pytest.mark.requirement("REQ-REG-003")
 def test_test_models_are_reproducible_from_their_generator():
     from tools import make_test_models
 
@@ -97,6 +102,7 @@ def test_test_models_are_reproducible_from_their_generator():
 # --- integrity and manifests ----------------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-SEC-010", "REQ-FUNC-015")
 def test_sha256_mismatch_refuses_to_load(tmp_path):
     models = copy_models(tmp_path, "identity-gray")
     edit_manifest(models / "identity-gray", sha256="0" * 64)
@@ -107,6 +113,7 @@ def test_sha256_mismatch_refuses_to_load(tmp_path):
         engine.registry.get("identity-gray")
 
 
+@pytest.mark.requirement("REQ-SEC-010")
 def test_tampered_model_file_refuses_to_load(tmp_path):
     models = copy_models(tmp_path, "identity-gray")
     with (models / "identity-gray" / "model.onnx").open("ab") as handle:
@@ -115,6 +122,7 @@ def test_tampered_model_file_refuses_to_load(tmp_path):
         make_engine(MEDAI_MODELS_DIR=str(models)).registry.get("identity-gray")
 
 
+@pytest.mark.requirement("REQ-FUNC-014")
 @pytest.mark.parametrize(
     "change, message",
     [
@@ -133,6 +141,7 @@ def test_manifest_that_contradicts_the_graph_refuses_to_load(tmp_path, change, m
     assert message in info.value.detail
 
 
+@pytest.mark.requirement("REQ-FUNC-014")
 @pytest.mark.parametrize(
     "change, message",
     [
@@ -153,6 +162,7 @@ def test_invalid_manifest_is_a_clear_load_error(tmp_path, change, message):
     assert message in info.value.detail
 
 
+@pytest.mark.requirement("REQ-FUNC-014")
 def test_duplicate_model_names_and_unknown_enabled_models_fail_at_start(tmp_path):
     models = copy_models(tmp_path, "identity-gray")
     shutil.copytree(models / "identity-gray", models / "copy")
@@ -162,6 +172,7 @@ def test_duplicate_model_names_and_unknown_enabled_models_fail_at_start(tmp_path
         ModelRegistry(make_settings(MEDAI_MODELS="no-such-model"))
 
 
+@pytest.mark.requirement("REQ-FUNC-018")
 def test_unknown_model_is_404(engine):
     with pytest.raises(ModelNotFound) as info:
         engine.predict("no-such-model", read_input("gray_ok_64.jpg"))
@@ -171,6 +182,7 @@ def test_unknown_model_is_404(engine):
 # --- the warm cache ------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-PERF-002")
 def test_sessions_are_created_once_and_reused_across_threads(tmp_path):
     models = copy_models(tmp_path, "identity-gray")
     engine = InferenceEngine(make_settings(MEDAI_MODELS_DIR=str(models), MEDAI_MODEL_LOADING="lazy"))
@@ -190,6 +202,7 @@ def test_sessions_are_created_once_and_reused_across_threads(tmp_path):
     assert engine.registry.ready
 
 
+@pytest.mark.requirement("REQ-FUNC-015", "REQ-PERF-002")
 def test_readiness_needs_every_model_warm(tmp_path):
     models = copy_models(tmp_path, "identity-gray", "identity-rgb")
     registry = ModelRegistry(make_settings(MEDAI_MODELS_DIR=str(models)))
@@ -201,6 +214,7 @@ def test_readiness_needs_every_model_warm(tmp_path):
     assert all(s["warm"] for s in registry.status().values())
 
 
+@pytest.mark.requirement("REQ-FUNC-015", "REQ-PERF-002")
 def test_background_loading_reaches_readiness(tmp_path):
     models = copy_models(tmp_path, "identity-gray")
     registry = ModelRegistry(make_settings(MEDAI_MODELS_DIR=str(models)))
@@ -212,6 +226,7 @@ def test_background_loading_reaches_readiness(tmp_path):
 # --- any ONNX model with a manifest ----------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-FUNC-011", "REQ-FUNC-012")
 def test_classifier_with_fixed_input_resizes_a_large_photo(engine):
     # onnx_fixed_shape_resize: 1411 x 1411 fundus JPEG into SqueezeNet's fixed 1x3x224x224.
     result = engine.predict("light-squeezenet", read_input("real_fundus_retina.jpg"), options=PredictOptions(top_k=7))
@@ -222,16 +237,19 @@ def test_classifier_with_fixed_input_resizes_a_large_photo(engine):
     assert all(0.0 <= p <= 1.0 for p in probabilities)
 
 
+@pytest.mark.requirement("REQ-FUNC-012", "REQ-FUNC-014")
 def test_input_and_output_names_with_slashes(engine):
     result = engine.predict("light-shufflenet", read_input("gray_ok_64.jpg"))
     assert len(result["predictions"][0]["top_k"]) == 3
 
 
+@pytest.mark.requirement("REQ-FUNC-011")
 def test_alexnet_with_a_0_255_range(engine):
     result = engine.predict("light-bvlc-alexnet", read_input("real_fundus_microaneurysms_L.png"))
     assert len(result["predictions"][0]["top_k"]) == 5
 
 
+@pytest.mark.requirement("REQ-FUNC-011")
 def test_two_dimensional_model_input(engine):
     # ort-dataset-mul-1: X [3, 2] * W. Independent: W from the graph, X the resized image.
     result = engine.predict("ort-dataset-mul-1", read_input("gray_ok_64.jpg"))
@@ -244,6 +262,7 @@ def test_two_dimensional_model_input(engine):
     np.testing.assert_array_less(y / weights, 1 + 1e-6)
 
 
+@pytest.mark.requirement("REQ-FUNC-011")
 def test_chw_model_without_batch_axis(engine):
     result = engine.predict("ort-dataset-sigmoid", read_input("syn_sc_ybr_full.dcm"))
     y = output_tensor(result)
@@ -251,6 +270,7 @@ def test_chw_model_without_batch_axis(engine):
     assert np.all((y >= 0.5) & (y <= 1 / (1 + np.exp(-1)) + 1e-6))  # sigmoid of values in [0, 1]
 
 
+@pytest.mark.requirement("REQ-FUNC-011", "REQ-FUNC-012")
 def test_dynamic_segmentation_model_against_an_independent_convolution(engine):
     # syn-seg-dynamic-gray-nchw: 3x3 conv (pad 1) + sigmoid, threshold 0.5; computed here with numpy.
     graph = onnx.load(TEST_MODELS / "syn-seg-dynamic-gray-nchw" / "model.onnx").graph
@@ -266,6 +286,7 @@ def test_dynamic_segmentation_model_against_an_independent_convolution(engine):
     assert class_counts(result) == {"background": x.size - expected_foreground, "foreground": expected_foreground}
 
 
+@pytest.mark.requirement("REQ-FUNC-012")
 def test_sequence_of_maps_output_is_serialised_faithfully(engine):
     result = engine.predict("zipmap-classifier", read_input("gray_ok_64.jpg"))
     outputs = {o["name"]: o for o in result["predictions"][0]["outputs"]}
@@ -288,6 +309,7 @@ def test_sequence_of_maps_output_is_serialised_faithfully(engine):
     assert outputs["label"] == {"name": "label", "datatype": "INT64", "shape": [1], "data": [int(expected.argmax())]}
 
 
+@pytest.mark.requirement("REQ-FUNC-017")
 def test_model_description_lists_signature_and_preprocessing(engine):
     described = engine.registry.get("light-shufflenet").describe()
     assert described["inputs"][0] == {
