@@ -137,6 +137,7 @@ def test_backfill_local_folder(tmp_path):
     assert json.loads(rerun.communicate(timeout=300)[0])["skipped"] == 2
 
 
+@pytest.mark.requirement("REQ-FUNC-024", "REQ-FUNC-021")
 def test_batch_demo_command_shows_what_landed_where():
     run = subprocess.run(
         [sys.executable, "tools/batch_demo.py"], cwd=ROOT, capture_output=True, text=True, timeout=300

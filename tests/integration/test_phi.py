@@ -86,6 +86,7 @@ def assert_clean(text: str, hunted: set[str], where: str) -> None:
     assert not leaked, f"identifying values in {where}: {leaked}"
 
 
+@pytest.mark.requirement("REQ-SEC-005", "REQ-SEC-006")
 def test_http_path_at_debug(tmp_path, phi_files):
     files, hunted = phi_files
     app = ServedApp({**LOCAL_ENV, "MEDAI_LOG_LEVEL": "DEBUG"}, tmp_path / "service.log")
@@ -124,6 +125,7 @@ class Capture(logging.Handler):
         self.lines.append(self.format(record))
 
 
+@pytest.mark.requirement("REQ-SEC-005", "REQ-SEC-006")
 @pytest.mark.azurite
 def test_blob_path_records_and_poison_at_debug(azurite, phi_files):
     files, hunted = phi_files
@@ -165,6 +167,7 @@ def test_blob_path_records_and_poison_at_debug(azurite, phi_files):
     assert_clean("\n".join(records), hunted, "result and error records")
 
 
+@pytest.mark.requirement("REQ-SEC-005", "REQ-SEC-006")
 def test_backfill_cli_at_debug(tmp_path, phi_files):
     files, hunted = phi_files
     source = tmp_path / "in"

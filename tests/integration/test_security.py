@@ -98,16 +98,19 @@ def post_ct(client, headers):
 # --- Entra ID bearer tokens --------------------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-SEC-001", "REQ-SEC-002")
 def test_valid_token_is_accepted(client, tokens):
     response = post_ct(client, bearer(tokens.token()))
     assert response.status_code == 200, response.text
 
 
+@pytest.mark.requirement("REQ-SEC-002")
 def test_delegated_scope_instead_of_an_app_role(client, tokens):
     response = post_ct(client, bearer(tokens.token(roles=None, scp="openid Inference.Invoke")))
     assert response.status_code == 200
 
 
+@pytest.mark.requirement("REQ-SEC-002")
 def test_v1_issuer_of_the_same_tenant(client, tokens):
     response = post_ct(client, bearer(tokens.token(iss=f"https://sts.windows.net/{TENANT}/")))
     assert response.status_code == 200
@@ -134,6 +137,7 @@ def test_v1_issuer_of_the_same_tenant(client, tokens):
         ("garbage", lambda t: "not.a.jwt", 401, "invalid_token"),
     ],
 )
+@pytest.mark.requirement("REQ-SEC-002")
 def test_bad_tokens_are_refused_with_the_right_status(client, tokens, case, make, status, reason):
     response = post_ct(client, bearer(make(tokens)))
     assert response.status_code == status, case
@@ -145,6 +149,7 @@ def test_bad_tokens_are_refused_with_the_right_status(client, tokens, case, make
         assert "Bearer" in response.headers["www-authenticate"]
 
 
+@pytest.mark.requirement("REQ-SEC-002")
 def test_hmac_token_keyed_with_the_public_key_is_refused(client, tokens):
     # Algorithm confusion: an HS256 token whose secret is the published public key.
     from cryptography.hazmat.primitives import serialization
@@ -169,6 +174,7 @@ def test_hmac_token_keyed_with_the_public_key_is_refused(client, tokens):
     assert post_ct(client, bearer(forged)).status_code == 401
 
 
+@pytest.mark.requirement("REQ-SEC-002")
 def test_malformed_authorization_header(client):
     response = post_ct(client, {"Authorization": "Basic dXNlcjpwYXNz"})
     assert (response.status_code, response.json()["reason"]) == (401, "malformed_header")
@@ -177,28 +183,33 @@ def test_malformed_authorization_header(client):
 # --- API keys -----------------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-SEC-003")
 def test_primary_and_secondary_api_keys(client, keys):
     assert post_ct(client, {"X-API-Key": keys["primary"]}).status_code == 200
     assert post_ct(client, {"X-API-Key": keys["secondary"]}).status_code == 200
 
 
+@pytest.mark.requirement("REQ-SEC-003")
 def test_wrong_api_key(client, keys):
     response = post_ct(client, {"X-API-Key": keys["primary"][:-1] + "x"})
     assert (response.status_code, response.json()["reason"]) == (401, "invalid_api_key")
 
 
+@pytest.mark.requirement("REQ-SEC-001")
 def test_no_credentials(client):
     response = post_ct(client, {})
     assert (response.status_code, response.json()["reason"]) == (401, "missing_credentials")
     assert "ApiKey" in response.headers["www-authenticate"]
 
 
+@pytest.mark.requirement("REQ-SEC-001")
 @pytest.mark.parametrize("path", ["/api/v1/models", "/api/v1/models/ct-tissue-seg", "/api/v1/version"])
 def test_model_and_version_routes_need_credentials(client, keys, path):
     assert client.get(path).status_code == 401
     assert client.get(path, headers={"X-API-Key": keys["primary"]}).status_code == 200
 
 
+@pytest.mark.requirement("REQ-SEC-001", "REQ-FUNC-015")
 @pytest.mark.parametrize("path", ["/api/v1/health/live", "/api/v1/health/ready", "/api/v1/openapi.json"])
 def test_probes_and_the_api_description_are_anonymous(client, path):
     response = client.get(path)
@@ -207,6 +218,7 @@ def test_probes_and_the_api_description_are_anonymous(client, path):
         assert response.json()["authentication"] == "enabled"
 
 
+@pytest.mark.requirement("REQ-SEC-003", "REQ-SEC-004")
 def test_api_key_rotation_without_restart(tokens, vault, keys):
     clock = [1000.0]
     store = vault_secrets(vault, ttl_s=300, clock=lambda: clock[0])
@@ -231,6 +243,7 @@ def test_api_key_rotation_without_restart(tokens, vault, keys):
 # --- Key Vault ----------------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-SEC-004")
 def test_secret_client_answers_the_bearer_challenge(vault):
     credential = StaticTokenCredential()
     store = KeyVaultSecrets(vault.url, credential=credential, client_factory=vault.client_factory(credential))
@@ -238,6 +251,7 @@ def test_secret_client_answers_the_bearer_challenge(vault):
     assert ("https://vault.azure.net/.default",) in credential.scopes
 
 
+@pytest.mark.requirement("REQ-SEC-004")
 def test_missing_secret_names_the_secret_never_a_value(vault, keys):
     store = vault_secrets(vault)
     with pytest.raises(MissingSecret) as info:
@@ -246,6 +260,7 @@ def test_missing_secret_names_the_secret_never_a_value(vault, keys):
     assert keys["primary"] not in str(info.value) and keys["secondary"] not in str(info.value)
 
 
+@pytest.mark.requirement("REQ-SEC-004", "REQ-FUNC-026")
 def test_start_up_fails_clearly_when_a_configured_key_is_missing(tokens, vault):
     settings = production_settings(tokens, vault, MEDAI_API_KEY_SECRETS="api-key-primary,api-key-rotated-in")
     with pytest.raises(MissingSecret) as info:
@@ -253,6 +268,7 @@ def test_start_up_fails_clearly_when_a_configured_key_is_missing(tokens, vault):
     assert "'api-key-rotated-in'" in info.value.detail
 
 
+@pytest.mark.requirement("REQ-SEC-001", "REQ-FUNC-026")
 def test_entra_mode_without_tenant_fails_at_start_up(vault):
     settings = make_settings(MEDAI_ENVIRONMENT="production", MEDAI_AUTH_MODE="entra", MEDAI_KEY_VAULT_URI=vault.url)
     with pytest.raises(ConfigurationError) as info:
@@ -260,6 +276,7 @@ def test_entra_mode_without_tenant_fails_at_start_up(vault):
     assert "MEDAI_ENTRA_TENANT_ID" in info.value.detail
 
 
+@pytest.mark.requirement("REQ-SEC-004")
 def test_unreachable_vault_serves_the_cached_value_then_fails_transiently(tmp_path):
     outage = FakeKeyVault(tmp_path, {"api-key-primary": "cached-value"})
     clock = [0.0]
@@ -279,6 +296,7 @@ def audit_records(caplog) -> list[dict]:
     return [json.loads(r.getMessage()) for r in caplog.records if r.name == AUDIT_LOGGER]
 
 
+@pytest.mark.requirement("REQ-SEC-007", "REQ-SEC-006")
 def test_audit_record_of_an_inference_names_the_caller_never_the_token(client, tokens, caplog):
     caplog.set_level(logging.DEBUG)
     token = tokens.token()
@@ -297,6 +315,7 @@ def test_audit_record_of_an_inference_names_the_caller_never_the_token(client, t
     assert token not in caplog.text and token.split(".")[2] not in caplog.text
 
 
+@pytest.mark.requirement("REQ-SEC-007")
 def test_audit_record_of_a_failed_inference_with_an_api_key(client, keys, caplog):
     caplog.set_level(logging.INFO)
     headers = {"X-API-Key": keys["secondary"], "X-Request-ID": "audit-2"}
@@ -307,6 +326,7 @@ def test_audit_record_of_a_failed_inference_with_an_api_key(client, keys, caplog
     assert keys["secondary"] not in caplog.text
 
 
+@pytest.mark.requirement("REQ-SEC-007", "REQ-SEC-011")
 def test_refused_requests_are_audited_and_the_failure_rate_is_logged(client, caplog):
     caplog.set_level(logging.INFO)
     for i in range(3):
@@ -318,6 +338,7 @@ def test_refused_requests_are_audited_and_the_failure_rate_is_logged(client, cap
     assert rates[-1] >= 3 and rates == sorted(rates)
 
 
+@pytest.mark.requirement("REQ-SEC-001")
 def test_local_development_without_auth_says_so_loudly(caplog):
     caplog.set_level(logging.WARNING)
     app = create_app(make_settings(MEDAI_MODELS_DIR=str(DEFAULT_MODELS)))

@@ -26,6 +26,7 @@ class BrokenEngine(InferenceEngine):
         raise RuntimeError(f"unexpected state while reading {PATIENT_TEXT}")
 
 
+@pytest.mark.requirement("REQ-SEC-008", "REQ-FUNC-018")
 def test_unexpected_exception_is_a_bare_500(caplog):
     settings = make_settings(MEDAI_MODELS_DIR=str(DEFAULT_MODELS))
     app = create_app(settings, engine=BrokenEngine(settings))

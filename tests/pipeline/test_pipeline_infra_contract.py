@@ -130,11 +130,13 @@ def workflow_manifests(deploy: dict[str, Any], tmp_path_factory: pytest.TempPath
 # --- the outputs of main.bicep ---------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
 def test_every_required_output_is_an_output_of_main_bicep(main_bicep: dict[str, Any]) -> None:
     missing = set(deployment_outputs.REQUIRED_OUTPUTS) - set(main_bicep["outputs"])
     assert not missing, f"pipeline/deployment_outputs.py requires outputs main.bicep does not have: {missing}"
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
 def test_every_provision_output_the_workflow_reads_is_a_required_bicep_output(main_bicep: dict[str, Any]) -> None:
     read = {name for job, name in NEEDS_OUTPUT.findall(DEPLOY_TEXT) if job == "provision"}
     read |= set(re.findall(r"pipeline\.deployment_outputs --value (\w+)", DEPLOY_TEXT))
@@ -145,6 +147,7 @@ def test_every_provision_output_the_workflow_reads_is_a_required_bicep_output(ma
         f"read but not validated by deployment_outputs: {bicep - set(deployment_outputs.REQUIRED_OUTPUTS)}"
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
 def test_the_provision_job_exports_exactly_the_job_outputs(deploy: dict[str, Any]) -> None:
     provision = deploy["jobs"]["provision"]
     sources = {name: STEP_OUTPUT.match(str(value)) for name, value in provision["outputs"].items()}
@@ -154,6 +157,7 @@ def test_the_provision_job_exports_exactly_the_job_outputs(deploy: dict[str, Any
     assert not set(deployment_outputs.READ_IN_JOB) & set(provision["outputs"])
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
 def test_every_required_output_is_read_by_some_job() -> None:
     read = {name for job, name in NEEDS_OUTPUT.findall(DEPLOY_TEXT) if job == "provision"}
     unread = set(deployment_outputs.JOB_OUTPUTS) - read
@@ -173,6 +177,7 @@ def _step_writes_output(job: dict[str, Any], step_id: str, name: str) -> bool:
     return bool(re.search(rf"echo \"{name}=.*>> \"\$GITHUB_OUTPUT\"", script))
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
 def test_no_job_reads_an_output_that_is_never_produced(deploy: dict[str, Any]) -> None:
     jobs = deploy["jobs"]
     for job_id, job in jobs.items():
@@ -188,6 +193,7 @@ def test_no_job_reads_an_output_that_is_never_produced(deploy: dict[str, Any]) -
             assert _step_writes_output(job, match[1], match[2]), f"{job_id}: step {match[1]} never writes {match[2]}"
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
 def test_no_secret_or_masked_value_is_a_job_output(deploy: dict[str, Any]) -> None:
     for job_id, job in deploy["jobs"].items():
         assert "secrets." not in json.dumps(job.get("outputs", {})), job_id
@@ -205,6 +211,7 @@ def test_no_secret_or_masked_value_is_a_job_output(deploy: dict[str, Any]) -> No
 # --- main.bicep parameters -------------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
 def test_every_required_main_bicep_parameter_comes_from_the_github_environment(
     deploy: dict[str, Any], main_bicep: dict[str, Any]
 ) -> None:
@@ -222,6 +229,7 @@ def test_every_required_main_bicep_parameter_comes_from_the_github_environment(
 # --- eventgrid.bicep -------------------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
 def test_every_required_eventgrid_parameter_is_offered(eventgrid_bicep: dict[str, Any]) -> None:
     required = required_parameters(eventgrid_bicep)
     assert required
@@ -231,6 +239,7 @@ def test_every_required_eventgrid_parameter_is_offered(eventgrid_bicep: dict[str
     assert not stale, f"offered but not parameters of eventgrid.bicep: {stale}"
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
 def test_each_offered_parameter_is_fed_from_the_output_its_description_names(
     deploy: dict[str, Any], eventgrid_bicep: dict[str, Any], main_bicep: dict[str, Any]
 ) -> None:
@@ -245,6 +254,7 @@ def test_each_offered_parameter_is_fed_from_the_output_its_description_names(
             assert source[1] == named[1], f"{parameter}: eventgrid.bicep says output {named[1]}, fed {source[1]}"
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
 def test_the_blobs_extension_key_is_read_by_the_template_and_never_by_the_workflow(
     deploy: dict[str, Any], eventgrid_bicep: dict[str, Any]
 ) -> None:
@@ -264,11 +274,13 @@ def test_the_blobs_extension_key_is_read_by_the_template_and_never_by_the_workfl
 # --- python -m infra k8s ---------------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
 def test_the_workflow_passes_only_flags_infra_k8s_accepts(deploy: dict[str, Any]) -> None:
     passed = set(flag_values(command_args(deploy["jobs"]["rollout-aks"], RENDER)))
     assert passed <= set(k8s_value_flags()), f"unknown flags: {passed - set(k8s_value_flags())}"
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
 def test_every_flag_whose_default_is_a_placeholder_is_passed(deploy: dict[str, Any]) -> None:
     passed = set(flag_values(command_args(deploy["jobs"]["rollout-aks"], RENDER)))
     placeholders = {flag for flag, action in k8s_value_flags().items()
@@ -278,6 +290,7 @@ def test_every_flag_whose_default_is_a_placeholder_is_passed(deploy: dict[str, A
     assert placeholders <= passed, f"left at their placeholder: {sorted(placeholders - passed)}"
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
 def test_the_rendered_manifests_hold_no_placeholder(workflow_manifests: Path) -> None:
     for path in sorted(workflow_manifests.glob("*.yaml")):
         text = path.read_text().lower()
@@ -285,6 +298,7 @@ def test_the_rendered_manifests_hold_no_placeholder(workflow_manifests: Path) ->
             assert marker.lower() not in text, f"{path.name} keeps the placeholder {marker!r}"
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
 def test_each_flag_gets_the_bicep_output_infra_says_it_takes(deploy: dict[str, Any]) -> None:
     job = deploy["jobs"]["rollout-aks"]
     passed = flag_values(command_args(job, RENDER))
@@ -299,12 +313,14 @@ def test_each_flag_gets_the_bicep_output_infra_says_it_takes(deploy: dict[str, A
         assert output_behind(job, passed[flag]) == output, f"{flag} must carry the {output} output"
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
 def test_the_image_is_the_attested_digest(deploy: dict[str, Any]) -> None:
     job = deploy["jobs"]["rollout-aks"]
     assert flag_values(command_args(job, RENDER))["--image"] == "$IMAGE_REF"
     assert job["env"]["IMAGE_REF"] == "${{ needs.build-image.outputs.image }}@${{ needs.build-image.outputs.digest }}"
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
 def test_the_image_repository_is_the_one_the_manifests_name(deploy: dict[str, Any]) -> None:
     # infra's placeholder image is <registry>/<repository>@<digest>; the workflow pushes
     # <login server>/$IMAGE_REPOSITORY.
@@ -312,6 +328,7 @@ def test_the_image_repository_is_the_one_the_manifests_name(deploy: dict[str, An
     assert deploy["env"]["IMAGE_REPOSITORY"] == repository
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
 def test_the_pipelines_manifest_check_is_given_the_same_values_as_the_render(deploy: dict[str, Any]) -> None:
     job = deploy["jobs"]["rollout-aks"]
     render = flag_values(command_args(job, RENDER))
@@ -324,6 +341,7 @@ def test_the_pipelines_manifest_check_is_given_the_same_values_as_the_render(dep
     assert scripts.index(RENDER) < scripts.index(CHECK) < scripts.index("kubectl apply")
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
 def test_the_rendered_manifests_pass_the_pipelines_check_with_the_bicep_service_account(
     workflow_manifests: Path, main_bicep: dict[str, Any]
 ) -> None:
@@ -345,6 +363,7 @@ def _app_deployments_waited_for(job: dict[str, Any]) -> set[str]:
     return set(re.findall(r"kubectl rollout status deployment/([\w-]+) --namespace \"\$K8S_NAMESPACE\"", script))
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
 def test_the_rollout_waits_for_every_deployment_the_manifests_hold(
     deploy: dict[str, Any], workflow_manifests: Path
 ) -> None:
@@ -353,6 +372,7 @@ def test_the_rollout_waits_for_every_deployment_the_manifests_hold(
     assert _app_deployments_waited_for(deploy["jobs"]["rollout-aks"]) == deployments
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
 def test_the_smoke_test_checks_the_image_of_every_deployment(deploy: dict[str, Any], workflow_manifests: Path) -> None:
     files = rendered(workflow_manifests)
     script = "\n".join(job_scripts(deploy["jobs"]["smoke"]))
@@ -363,6 +383,7 @@ def test_the_smoke_test_checks_the_image_of_every_deployment(deploy: dict[str, A
         assert len(deployment["spec"]["template"]["spec"]["containers"]) == 1
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
 def test_the_smoke_port_forward_reaches_the_http_pods_health_routes(
     deploy: dict[str, Any], workflow_manifests: Path
 ) -> None:
@@ -386,6 +407,7 @@ def test_the_smoke_port_forward_reaches_the_http_pods_health_routes(
         assert paths == probed, f"smoke checks {paths}, the pods are probed on {probed}"
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
 def test_the_namespace_manifest_applied_first_is_rendered(deploy: dict[str, Any], workflow_manifests: Path) -> None:
     script = "\n".join(job_scripts(deploy["jobs"]["rollout-aks"]))
     files = set(re.findall(r"--filename build/k8s/([\w.-]+)", script))
@@ -397,6 +419,7 @@ def test_the_namespace_manifest_applied_first_is_rendered(deploy: dict[str, Any]
     assert script.index("build/k8s/00-namespace.yaml") < script.index("--dry-run=server")
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
 def test_every_kubectl_command_in_the_service_namespace_uses_the_output_namespace(deploy: dict[str, Any]) -> None:
     assert "K8S_NAMESPACE" not in deploy.get("env", {}), "the namespace is decided by the Bicep, not the workflow"
     for job_id in ("rollout-aks", "smoke"):
@@ -412,6 +435,7 @@ def test_every_kubectl_command_in_the_service_namespace_uses_the_output_namespac
 # --- the Function App ------------------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
 def test_the_function_app_is_published_for_its_flex_consumption_runtime(
     deploy: dict[str, Any], main_bicep: dict[str, Any]
 ) -> None:
@@ -438,6 +462,7 @@ def test_the_function_app_is_published_for_its_flex_consumption_runtime(
 _RUNNER_VARIABLES = re.compile(r"^(GITHUB|RUNNER)_[A-Z_]+$")
 
 
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
 @pytest.mark.parametrize("name", ["ci.yml", "deploy.yml"])
 def test_every_variable_a_script_reads_is_defined(workflows: dict[str, dict[str, Any]], name: str) -> None:
     workflow = workflows[name]

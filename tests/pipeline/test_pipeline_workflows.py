@@ -294,7 +294,8 @@ def test_ci_uploads_junit_always_and_the_sbom(ci: dict[str, Any]) -> None:
 @pytest.mark.requirement("REQ-REG-007", "REQ-SEC-015")
 def test_make_test_runs_lint_scan_and_pytest_with_junit() -> None:
     makefile = (REPO / "Makefile").read_text(encoding="utf-8")
-    assert re.search(r"^test: lint scan pytest$", makefile, re.M)
+    assert re.search(r"^test: lint scan pytest compliance$", makefile, re.M)
+    assert "-m compliance check --junit $(REPORTS)/junit.xml" in makefile  # the gate judges that very run
     assert re.search(r"^lint: .*\bworkflow-lint\b", makefile, re.M)
     assert re.search(r"^scan: .*\bsecrets-scan\b.*\bworkflow-scan\b", makefile, re.M)
     assert "--junitxml=$(REPORTS)/junit.xml" in makefile

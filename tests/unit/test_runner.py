@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import asyncio
 
 import numpy as np
@@ -23,6 +25,7 @@ async def many(runner: InferenceRunner, model: str, bodies: list[bytes]):
     )
 
 
+@pytest.mark.requirement("REQ-PERF-004")
 def test_micro_batches_give_the_same_answers_as_single_runs():
     engine = make_engine(MEDAI_MAX_BATCH="4", MEDAI_MAX_BATCH_DELAY_MS="500")
     runner = InferenceRunner(engine)
@@ -39,6 +42,7 @@ def test_micro_batches_give_the_same_answers_as_single_runs():
         assert class_counts(result) == class_counts(single.predict("syn-seg-dynamic-gray-nchw", body))
 
 
+@pytest.mark.requirement("REQ-PERF-004")
 def test_models_without_a_dynamic_batch_axis_run_alone():
     engine = make_engine(MEDAI_MAX_BATCH="4", MEDAI_MAX_BATCH_DELAY_MS="200")
     assert not engine.registry.get("light-squeezenet").batchable  # fixed N = 1
@@ -52,6 +56,7 @@ def test_models_without_a_dynamic_batch_axis_run_alone():
     assert all(output_tensor(r).shape == (3, 2) for r in results)
 
 
+@pytest.mark.requirement("REQ-PERF-001")
 def test_admission_refuses_beyond_capacity_with_retry_after():
     engine = make_engine(MEDAI_MAX_IN_FLIGHT="1", MEDAI_MAX_QUEUE="1")
     runner = InferenceRunner(engine)
@@ -67,6 +72,7 @@ def test_admission_refuses_beyond_capacity_with_retry_after():
     assert runner.in_system == 0
 
 
+@pytest.mark.requirement("REQ-PERF-001")
 def test_a_request_that_waited_too_long_is_refused_not_run():
     engine = make_engine(MEDAI_QUEUE_TIMEOUT_S="0")
     runner = InferenceRunner(engine)
@@ -77,6 +83,7 @@ def test_a_request_that_waited_too_long_is_refused_not_run():
     assert isinstance(result, Overloaded) and "waited" in result.detail
 
 
+@pytest.mark.requirement("REQ-PERF-004")
 def test_execute_batch_splits_outputs_back_per_image():
     import io
 
