@@ -20,7 +20,7 @@ STAMP_NODE := node_modules/.installed
 # checkov pins its own dependency versions (pycep-parser 0.5.1, boto3, ...), so it gets its own venv.
 CHECKOV_VENV := .venv-checkov
 STAMP_CHECKOV := $(CHECKOV_VENV)/.installed
-# Offline flags (no Bridgecrew platform mapping, no update check, no policy download): ../shared/TOOLING.md.
+# Offline flags: no Bridgecrew platform mapping download, no update check, no policy download.
 CHECKOV_ENV := BC_SKIP_MAPPING=TRUE CKV_SKIP_PACKAGE_UPDATE_CHECK=true
 CHECKOV := $(CHECKOV_ENV) $(CHECKOV_VENV)/bin/checkov --skip-download --compact --quiet
 REPORTS := reports

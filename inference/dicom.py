@@ -28,6 +28,7 @@ silenced and its reading validation (whose warnings quote values) is off.
 
 from __future__ import annotations
 
+import atexit
 import io
 import logging
 import struct
@@ -56,6 +57,7 @@ from .errors import (
     UnsupportedTransferSyntax,
 )
 from .image import DecodedImage, VoiLut, Window
+from .isolation import ChildFailure, IsolatedDecoder
 from .limits import check_image_geometry
 from .settings import ImagingSettings, LimitSettings
 
@@ -74,6 +76,12 @@ _pydicom_log.setLevel(logging.CRITICAL + 1)
 warnings.filterwarnings("ignore", module=r"pydicom(\.|$)")
 
 DEFLATED = "1.2.840.10008.1.2.1.99"
+
+# Decoder plugins whose failures are Python exceptions run in this process; GDCM, whose C++
+# exceptions can abort the process on a crafted codestream, runs in a child (inference.isolation).
+_IN_PROCESS_PLUGINS = ("pydicom", "pillow", "pylibjpeg")
+_ISOLATED = IsolatedDecoder()
+atexit.register(_ISOLATED.close)
 
 _SUPPORTED_PHOTOMETRIC = {
     "MONOCHROME1",
@@ -109,7 +117,7 @@ def decode_dicom(data: bytes, *, limits: LimitSettings, imaging: ImagingSettings
         _check_inflated_size(data, limits.max_decoded_bytes)
     ds = _read(data)
     try:
-        return _decode_dataset(ds, transfer_syntax, limits=limits, imaging=imaging)
+        return _decode_dataset(ds, data, transfer_syntax, limits=limits, imaging=imaging)
     except ServiceError:
         raise
     except (MemoryError, KeyboardInterrupt):
@@ -119,7 +127,7 @@ def decode_dicom(data: bytes, *, limits: LimitSettings, imaging: ImagingSettings
 
 
 def _decode_dataset(
-    ds: Dataset, transfer_syntax: str | None, *, limits: LimitSettings, imaging: ImagingSettings
+    ds: Dataset, data: bytes, transfer_syntax: str | None, *, limits: LimitSettings, imaging: ImagingSettings
 ) -> DecodedImage:
     transfer_syntax = str(ds.file_meta.get("TransferSyntaxUID", transfer_syntax or "")) or None
     if not transfer_syntax:
@@ -164,7 +172,7 @@ def _decode_dataset(
     indices = tuple(range(frames)) if imaging.multiframe == "all" else (0,)
 
     out_samples = 3 if (samples == 3 or photometric == "PALETTE COLOR") else 1
-    loader = _FrameLoader(ds, decoder, photometric, frames)
+    loader = _FrameLoader(ds, decoder, photometric, frames, data)
     first = loader(indices[0])  # validates the pixel data before any model runs
     out_photometric = "RGB" if out_samples == 3 else photometric
     full_scale = loader.full_scale
@@ -194,8 +202,9 @@ def _decode_dataset(
 class _FrameLoader:
     """Decodes one frame at a time; remembers the last one decoded."""
 
-    def __init__(self, ds: Dataset, decoder: Any, photometric: str, frames: int) -> None:
+    def __init__(self, ds: Dataset, decoder: Any, photometric: str, frames: int, data: bytes) -> None:
         self._ds = ds
+        self._data = data
         self._decoder = decoder
         self._photometric = photometric
         self._frames = frames
@@ -216,15 +225,7 @@ class _FrameLoader:
 
     def _decode(self, index: int) -> np.ndarray:
         ds = self._ds
-        try:
-            arr, meta = self._decoder.as_array(ds, index=index if self._frames > 1 else None, as_rgb=True)
-        except (MemoryError, KeyboardInterrupt):
-            raise
-        except Exception as err:  # any decoder failure on client bytes is a client error
-            raise CorruptPixelData(
-                "The pixel data cannot be decoded: it is truncated, corrupt, or inconsistent with the "
-                "Image Pixel module.",
-            ) from err
+        arr, meta = self._raw_frame(index if self._frames > 1 else None)
         if arr.ndim == 4:  # a single frame asked of a decoder that returned all
             arr = arr[0]
         photometric = str(meta.get("photometric_interpretation", self._photometric)).upper()
@@ -243,6 +244,30 @@ class _FrameLoader:
             raise
         except Exception as err:
             raise CorruptPixelData("The colour or modality lookup tables of the object are invalid.") from err
+
+    def _raw_frame(self, index: int | None) -> tuple[np.ndarray, dict[str, Any]]:
+        """Decode with an in-process plugin when one can, else with GDCM in a child process."""
+        plugins = tuple(self._decoder.available_plugins)
+        local = [p for p in _IN_PROCESS_PLUGINS if p in plugins]
+        failure: BaseException | None = None
+        if self._decoder.is_native or local:  # native pixel data needs no plugin: numpy reads it
+            try:
+                options = {"decoding_plugin": local[0]} if local and not self._decoder.is_native else {}
+                decoded = self._decoder.as_array(self._ds, index=index, as_rgb=True, **options)
+                return decoded  # type: ignore[no-any-return]
+            except (MemoryError, KeyboardInterrupt):
+                raise
+            except Exception as err:  # corrupt, or a variant this plugin cannot read: GDCM may still
+                failure = err
+        if "gdcm" in plugins:
+            try:
+                return _ISOLATED.decode(self._data, index, "gdcm")
+            except ChildFailure as err:
+                failure = err
+        raise CorruptPixelData(
+            "The pixel data cannot be decoded: it is truncated, corrupt, or inconsistent with the "
+            "Image Pixel module.",
+        ) from failure
 
     def _modality(self, arr: np.ndarray, index: int) -> np.ndarray:
         ds = self._ds

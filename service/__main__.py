@@ -32,10 +32,16 @@ def main(argv: list[str] | None = None) -> int:
         "proxy_headers": False,
         "server_header": False,
     }
-    if args.workers == 1:
-        uvicorn.run(app(), **options)  # built here, so a bad setting fails before the port is bound
-    else:
-        uvicorn.run("service.local:app", factory=True, workers=args.workers, **options)
+    from inference.errors import ServiceError
+
+    try:
+        if args.workers == 1:
+            uvicorn.run(app(), **options)  # built here, so a bad setting fails before the port is bound
+        else:
+            uvicorn.run("service.local:app", factory=True, workers=args.workers, **options)
+    except ServiceError as err:  # a bad setting or a missing secret: say which, no traceback
+        print(f"error: {err.code}: {err.detail}", file=sys.stderr)
+        return 2
     return 0
 
 

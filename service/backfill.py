@@ -115,6 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
+    try:
+        return _run(args, parser)
+    except ServiceError as err:  # a bad setting, a missing secret or a model that cannot load: say which
+        print(f"error: {err.code}: {err.detail}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     settings = Settings.from_env()
     configure_logging(dataclasses.replace(settings, log_level=args.log_level))
     engine = build_engine(settings)

@@ -56,6 +56,7 @@ from .storage import ItemProperties, RecordInfo, Store
 
 log = logging.getLogger("medai.batch")
 
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 RESULT_SCHEMA = "medai-flow/batch-result/v1"
 ERROR_SCHEMA = "medai-flow/batch-error/v1"
 
@@ -132,6 +133,7 @@ class BatchProcessor:
         known: tuple[RecordInfo | None, RecordInfo | None] | None = None  # (result, error) once looked up
         try:
             if item.size == 0:
+                sha = EMPTY_SHA256
                 raise EmptyBody("The input is empty (0 bytes).")
             if item.size > self.limit:
                 raise PayloadTooLarge(
@@ -188,6 +190,9 @@ class BatchProcessor:
         if known is None:
             known = (self.store.record("result", item.name), self.store.record("error", item.name))
         stale_result, existing_error = known
+        if _same(existing_error, info):  # this very refusal is already recorded: nothing to rewrite
+            self._finish(item, data if (data or item.size == 0) else None, "failed")
+            return self._done(Outcome("skipped", item.name), ref, request_id, started)
         self.write_error(
             item, sha, error, request_id, model_fields=_model_fields(model), info=info, existing=existing_error
         )
@@ -266,12 +271,13 @@ class BatchProcessor:
 
 
 def _same(record: RecordInfo | None, info: RecordInfo) -> bool:
-    return (
-        record is not None
-        and record.input_sha256 == info.input_sha256
-        and record.model_sha256 == info.model_sha256
-        and info.input_sha256 is not None
-    )
+    """Whether ``record`` already answers this content (or, unread, this version) with this model."""
+    if record is None or record.model_sha256 != info.model_sha256:
+        return False
+    if info.input_sha256 is not None:
+        return record.input_sha256 == info.input_sha256
+    # Refused on its size alone, the input was never read: its version (ETag) identifies it.
+    return bool(info.input_etag) and (record.input_etag or "").strip('"') == (info.input_etag or "").strip('"')
 
 
 def _model_fields(manifest: Any) -> dict[str, Any]:

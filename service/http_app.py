@@ -20,6 +20,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from inference import __version__
@@ -112,7 +113,16 @@ class ServiceState:
         return {"name": manifest.name, "version": manifest.version, "sha256": manifest.sha256}
 
 
-async def current_caller(request: Request) -> Caller:
+# Declared for the OpenAPI document (its "Authorize" button); the headers are checked by security.auth.
+_BEARER = HTTPBearer(auto_error=False, description="Microsoft Entra ID access token for the API")
+_API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key (a Key Vault secret)")
+
+
+async def current_caller(
+    request: Request,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+    _key: Annotated[str | None, Depends(_API_KEY)],
+) -> Caller:
     """FastAPI dependency: the authenticated caller of this request (401/403 otherwise)."""
     state: ServiceState = request.app.state.service
     return await state.authenticate(request)
@@ -357,7 +367,19 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         fields = [".".join(str(p) for p in e.get("loc", ())) for e in exc.errors()]
-        return problem_response(InvalidParameter(f"Invalid parameter(s): {', '.join(fields)}.", fields=fields), request)
+        error = InvalidParameter(f"Invalid parameter(s): {', '.join(fields)}.", fields=fields)
+        if request.method == "POST" and request.url.path.endswith("/infer"):  # an inference attempt: audited
+            state: ServiceState = request.app.state.service
+            state.audit.inference(
+                request_id=request.state.request_id,
+                caller=getattr(request.state, "caller", None),
+                model=state.model_fields(str(request.path_params.get("name", ""))),
+                status=error.status,
+                code=error.code,
+                body=None,
+                latency_ms=0.0,
+            )
+        return problem_response(error, request)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -354,3 +354,23 @@ def test_a_model_that_cannot_load_is_retried_not_recorded(azurite, tmp_path):
         broken.processor.process("m/CT.dcm")
     assert getattr(info.value, "code", "") == "model_integrity_failed"
     assert broken.names("errors") == [] and broken.names("input") == ["m/CT.dcm"]
+
+
+@pytest.mark.requirement("REQ-FUNC-022", "REQ-FUNC-023")
+def test_refusals_recorded_without_reading_the_input_are_not_rewritten(azurite):
+    keep = Batch(
+        azurite,
+        engine=make_engine(MEDAI_MODELS_DIR=str(DEFAULT_MODELS), MEDAI_MAX_BODY_BYTES="10000"),
+        MEDAI_BLOB_AFTER_SUCCESS="keep",
+    )
+    keep.upload("r/empty.dcm", b"")
+    keep.upload("r/big.dcm", read_input("real_CT_small.dcm"))  # over the 10 000 bytes allowed here
+    first = [keep.processor.process(n) for n in ("r/empty.dcm", "r/big.dcm")]
+    assert [(o.status, o.code) for o in first] == [("failed", "empty_body"), ("failed", "payload_too_large")]
+    etags = {n: keep.etag("errors", n + ".json") for n in ("r/empty.dcm", "r/big.dcm")}
+    again = [keep.processor.process(n).status for n in ("r/empty.dcm", "r/big.dcm")]
+    assert again == ["skipped", "skipped"]
+    assert {n: keep.etag("errors", n + ".json") for n in etags} == etags
+    keep.upload("r/big.dcm", read_input("real_CT_j2k_lossy_693.dcm"))  # a new version: recorded anew
+    assert keep.processor.process("r/big.dcm").status == "processed"
+    assert keep.names("errors") == ["r/empty.dcm.json"]

@@ -58,6 +58,11 @@ def test_openapi_document_and_interactive_docs(client):
     assert "application/dicom" in body and "image/png" in body
     docs = client.get("/api/v1/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["HTTPBearer"]["scheme"] == "bearer" and schemes["APIKeyHeader"]["name"] == "X-API-Key"
+    infer = spec["paths"]["/api/v1/models/{name}/infer"]["post"]
+    assert infer["security"] == [{"HTTPBearer": []}, {"APIKeyHeader": []}]
+    assert "security" not in spec["paths"]["/api/v1/health/ready"]["get"]
 
 
 @pytest.mark.requirement("REQ-FUNC-001", "REQ-FUNC-013", "REQ-SEC-005")

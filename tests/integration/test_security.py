@@ -326,6 +326,17 @@ def test_audit_record_of_a_failed_inference_with_an_api_key(client, keys, caplog
     assert keys["secondary"] not in caplog.text
 
 
+@pytest.mark.requirement("REQ-SEC-007")
+def test_an_inference_refused_for_a_bad_parameter_is_audited(client, keys, caplog):
+    caplog.set_level(logging.INFO)
+    headers = {"X-API-Key": keys["primary"], "X-Request-ID": "audit-400"}
+    response = client.post(INFER, params={"top_k": "abc"}, content=read_input("real_CT_small.dcm"), headers=headers)
+    assert (response.status_code, response.json()["code"]) == (400, "invalid_parameter")
+    [record] = [r for r in audit_records(caplog) if r["request_id"] == "audit-400"]
+    assert (record["status"], record["code"], record["outcome"]) == (400, "invalid_parameter", "client_error")
+    assert record["caller"]["id"] == "api-key-primary" and record["model"]["name"] == "ct-tissue-seg"
+
+
 @pytest.mark.requirement("REQ-SEC-007", "REQ-SEC-011")
 def test_refused_requests_are_audited_and_the_failure_rate_is_logged(client, caplog):
     caplog.set_level(logging.INFO)

@@ -273,3 +273,22 @@ def test_cli_manifest_draft_loads(tmp_path: Path):
     manifest = load_manifest(target / "manifest.json")
     assert (manifest.input.name, manifest.input.channels, manifest.input.layout) == ("gpu_0/data_0", 3, "NCHW")
     assert manifest.sha256 == __import__("hashlib").sha256(model.read_bytes()).hexdigest()
+
+
+@pytest.mark.requirement("REQ-FUNC-026")
+@pytest.mark.parametrize(
+    "command, env, message",
+    [
+        (["-m", "service.backfill", "--local-dir", "."], {}, "error: missing_secret: Secret 'phi-hash-key'"),
+        (["-m", "service", "--port", "1"], {"MEDAI_MAX_FRAMES": "abc"}, "error: configuration_error: MEDAI_MAX_FRAMES"),
+        (["-m", "service", "--port", "1"], {"MEDAI_AUTH_MODE": "none"}, "MEDAI_AUTH_MODE=none is allowed only"),
+    ],
+)
+def test_a_misconfigured_start_names_the_problem_without_a_traceback(tmp_path, command, env, message):
+    import os
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MEDAI_")}
+    args = command + (["--out", str(tmp_path)] if "--local-dir" in command else [])
+    run = subprocess.run([sys.executable, *args], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True)
+    assert run.returncode == 2
+    assert message in run.stderr and "Traceback" not in run.stderr

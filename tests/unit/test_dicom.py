@@ -372,3 +372,34 @@ def test_pixel_spacing_reported_and_instance_uid_never(engine):
     assert result["input"]["pixel_spacing_mm"] == [0.661468, 0.661468]
     ds = pydicom.dcmread(io.BytesIO(read_input("real_CT_small.dcm")))
     assert str(ds.SOPInstanceUID) not in str(result)
+
+
+# --- native decoders that can abort the process ------------------------------------------------
+
+
+@pytest.mark.requirement("REQ-FUNC-019", "REQ-FUNC-004")
+def test_a_codestream_that_aborts_gdcm_is_a_422_and_the_process_lives_on(engine):
+    # Frame 26 of this real cine clip has 64 bytes zeroed (found by fuzzing): GDCM's C++ decoder calls
+    # std::terminate on it. Were it decoded in this process, the test run itself would die here.
+    error = refused(engine, "identity-rgb", "crafted_us_jpeg_gdcm_abort.dcm")
+    assert (error.status, error.code) == (422, "corrupt_pixel_data")
+    result = predict(engine, "identity-rgb", "real_SC_jpeg_lossless_sv1.dcm")  # GDCM-only syntax still works
+    assert output_tensor(result).shape == (1, 3, 100, 100)
+
+
+@pytest.mark.requirement("REQ-FUNC-019")
+def test_the_isolated_decoder_survives_a_child_that_dies():
+    from inference.isolation import ChildFailure, IsolatedDecoder
+
+    decoder = IsolatedDecoder(size=1, timeout_s=30)
+    try:
+        with pytest.raises(ChildFailure) as info:
+            decoder.decode(read_input("crafted_us_jpeg_gdcm_abort.dcm"), 26, "gdcm")
+        assert "ended abruptly" in str(info.value)
+        array, meta = decoder.decode(read_input("real_SC_jpeg_lossless_sv1.dcm"), None, "gdcm")
+        reference = pydicom.dcmread(INPUTS / "real_SC_jpeg_lossless_sv1.dcm").pixel_array
+        np.testing.assert_array_equal(array, reference)
+        with pytest.raises(ChildFailure):  # a decoder error is reported, not a crash
+            decoder.decode(read_input("real_SC_jpeg_lossless_sv1.dcm")[:-2000], None, "gdcm")
+    finally:
+        decoder.close()

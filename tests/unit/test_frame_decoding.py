@@ -21,6 +21,8 @@ def test_every_frame_is_decoded_on_its_own_and_only_once(monkeypatch):
         def __init__(self, decoder):
             self._decoder = decoder
             self.is_available = decoder.is_available
+            self.available_plugins = decoder.available_plugins
+            self.is_native = decoder.is_native
 
         def as_array(self, ds, index=None, **kwargs):
             array, meta = self._decoder.as_array(ds, index=index, **kwargs)
