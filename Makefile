@@ -5,6 +5,7 @@
 #   make infra        regenerate the Bicep (infra/bicep) and the Kubernetes manifests (infra/k8s)
 #   make infra-check  drift check of both, checkov (Bicep, manifests, Dockerfile), kubernetes-validate
 #   make sbom         CycloneDX SBOM of the runtime dependencies (reports/sbom.cdx.json)
+#   make bench        the performance suite of issue 8 (needs wrk); BENCH_ARGS=--quick for a smoke run
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -31,7 +32,7 @@ HOST ?= 127.0.0.1
 PORT ?= 7071
 
 .PHONY: help serve install install-python test lint workflow-lint scan secrets-scan workflow-scan pytest \
-	sbom functions-package lock model clean infra infra-check checkov
+	sbom functions-package lock model clean infra infra-check checkov bench bench-models
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -80,7 +81,7 @@ workflow-lint: $(STAMP_DEV)
 	$(VENV)/bin/yamllint --strict -c .yamllint.yaml .github .yamllint.yaml
 
 scan: $(STAMP_DEV) secrets-scan workflow-scan
-	$(PY) -m bandit -q -c bandit.yaml -r function_app.py inference security service infra compliance tools pipeline
+	$(PY) -m bandit -q -c bandit.yaml -r function_app.py inference security service infra compliance tools pipeline bench
 
 # Every finding must already be in .secrets.baseline and audited as a false positive; the committed
 # baseline is only read (the scan result goes to reports/).
@@ -121,6 +122,17 @@ infra-check: $(STAMP_DEV) checkov
 	$(PY) -m infra build --check
 	$(PY) -m infra k8s --check
 	$(VENV)/bin/kubernetes-validate --strict infra/k8s/*.yaml
+
+# The benchmark suite (bench/): not part of `make test`. Models are generated into .bench/models (git-ignored,
+# cached by a hash of bench/models.py); the JSON report goes to reports/bench.json. wrk comes from the
+# system packages: `apt-get update && apt-get install -y wrk`.
+BENCH_ARGS ?=
+bench: $(STAMP_DEV) $(STAMP_NODE)
+	@command -v wrk > /dev/null || { echo "wrk is missing: apt-get update && apt-get install -y wrk" >&2; exit 1; }
+	$(PY) -m bench run $(BENCH_ARGS)
+
+bench-models: $(STAMP_DEV)
+	$(PY) -m bench models
 
 # CycloneDX SBOM of the runtime dependencies (what the Function App and the image install).
 sbom: $(STAMP_DEV)
