@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .load import median_point
 from .models import CACHE, DEFAULT_NAME, RESNET_NAME, ROOT, UNET_NAME, ensure_models, parameter_count
 
 PRIMARY = RESNET_NAME
@@ -34,9 +35,9 @@ SECTIONS = ("raw", "http", "batch", "coldstart", "memory")
 
 def _profile(quick: bool) -> dict[str, Any]:
     if quick:
-        return {"raw_iterations": 20, "raw_warmup": 3, "http_duration_s": 4, "http_warmup_s": 2,
+        return {"raw_iterations": 20, "raw_warmup": 3, "http_duration_s": 4, "http_rounds": 1, "http_warmup_s": 2,
                 "concurrency": [1, 4, 16], "batch_inputs": 12, "cold_repeats": 2, "memory_requests": 200}  # fmt: skip
-    return {"raw_iterations": 100, "raw_warmup": 5, "http_duration_s": 15, "http_warmup_s": 3,
+    return {"raw_iterations": 100, "raw_warmup": 5, "http_duration_s": 6, "http_rounds": 3, "http_warmup_s": 3,
             "concurrency": [1, 4, 16], "batch_inputs": 60, "cold_repeats": 5, "memory_requests": 1000}  # fmt: skip
 
 
@@ -70,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     profile = _profile(args.quick)
     if args.duration:
         profile["http_duration_s"] = args.duration
+    if args.rounds:
+        profile["http_rounds"] = max(1, args.rounds)
     sections = [s for s in SECTIONS if s not in set(args.skip)]
     models = [m for m in (args.models.split(",") if args.models else ALL_MODELS) if m]
     service_env = dict(item.split("=", 1) for item in args.service_env)
@@ -126,11 +129,18 @@ def run(args: argparse.Namespace) -> int:
                     run_wrk(url, script, connections=4, duration_s=profile["http_warmup_s"])  # warm-up, discarded
                     result["http"][name][model] = {}
                 for concurrency in profile["concurrency"]:
-                    for name, server in servers.items():  # interleaved: drift hits both servers alike
-                        _log(f"wrk {name} {model} c{concurrency} for {profile['http_duration_s']} s")
-                        url = server.url(INFER_PATH.format(model=model))
-                        point = run_wrk(url, script, connections=concurrency, duration_s=profile["http_duration_s"])
-                        result["http"][name][model][f"c{concurrency}"] = point
+                    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
+                    _log(f"wrk {model} c{concurrency}: {profile['http_rounds']} rounds of "
+                         f"{profile['http_duration_s']} s per server, alternating")  # fmt: skip
+                    for _ in range(profile["http_rounds"]):
+                        for name, server in servers.items():  # alternating: drift hits both servers alike
+                            url = server.url(INFER_PATH.format(model=model))
+                            before = rep.cpu_snapshot()
+                            point = run_wrk(url, script, connections=concurrency, duration_s=profile["http_duration_s"])
+                            point["cpu"] = rep.cpu_usage(before, rep.cpu_snapshot())
+                            rounds[name].append(point)
+                    for name in servers:
+                        result["http"][name][model][f"c{concurrency}"] = median_point(rounds[name])
             from .servers import proc_status
 
             for name, server in servers.items():
@@ -203,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     run_parser.add_argument("--out", default=str(ROOT / "reports" / "bench.json"), help="JSON report path")
     run_parser.add_argument("--models", default="", help=f"comma-separated subset of {','.join(ALL_MODELS)}")
     run_parser.add_argument("--skip", action="append", default=[], choices=SECTIONS, help="skip a section")
-    run_parser.add_argument("--duration", type=float, help="seconds per wrk point (overrides the profile)")
+    run_parser.add_argument("--duration", type=float, help="seconds per wrk round (overrides the profile)")
+    run_parser.add_argument("--rounds", type=int, help="wrk rounds per point and server (overrides the profile)")
     run_parser.add_argument("--service-env", action="append", default=[], metavar="KEY=VALUE",
                             help="setting passed to the served service (repeatable)")  # fmt: skip
     models_parser = sub.add_parser("models", help="generate the benchmark models (cached) and print their directory")

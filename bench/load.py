@@ -12,6 +12,7 @@ import shutil
 # bandit: only fixed, local commands (servers, wrk, node, git)
 import subprocess  # nosec B404
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 _MARK = "BENCH_JSON "
@@ -110,3 +111,26 @@ def run_wrk(url: str, script: Path, *, connections: int, duration_s: float, time
     result = parse_wrk(done.stdout)
     result["connections"] = connections
     return result
+
+
+def median_point(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One load point from several rounds: the median round's figures, every round kept.
+
+    Throughput, p50, p90 and p99 are each the median over the rounds (rounds alternate between the
+    servers, so a burst of load from another tenant spoils one round, not the comparison).
+    Request counts are summed.
+    """
+    if not rounds:
+        raise ValueError("no rounds")
+    point: dict[str, Any] = {
+        key: round(median(r[key] for r in rounds), 3)
+        for key in ("throughput_rps", "p50_ms", "p75_ms", "p90_ms", "p99_ms", "p999_ms", "mean_ms")
+    }
+    point["max_ms"] = max(r["max_ms"] for r in rounds)
+    for key in ("requests", "ok", "non_2xx"):
+        point[key] = sum(r[key] for r in rounds)
+    point["connections"] = rounds[0].get("connections")
+    if all("cpu" in r for r in rounds):
+        point["foreign_cores"] = round(median(r["cpu"]["foreign_cores"] for r in rounds), 2)
+    point["rounds"] = rounds
+    return point

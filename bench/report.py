@@ -99,13 +99,39 @@ def cpu_snapshot() -> dict[str, float]:
     except (OSError, ValueError):
         pass
     own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # children already waited for
     return {
         "wall": __import__("time").monotonic(),
         "user": ticks[0] + ticks[1], "system": ticks[2] + ticks[5] + ticks[6], "idle": ticks[3] + ticks[4],
         "steal": ticks[7],
-        "own_cpu_s": own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime,
+        "own_cpu_s": own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime + _live_descendants_cpu_s(),
     }  # fmt: skip
+
+
+def _live_descendants_cpu_s() -> float:
+    """CPU seconds used so far by this process's running descendants (servers, Azurite, wrk), from /proc."""
+    hz = float(os.sysconf("SC_CLK_TCK"))
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
+                fields = handle.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        cpu[int(entry)] = (float(fields[11]) + float(fields[12])) / hz  # utime, stime
+    me = os.getpid()
+    total = 0.0
+    for pid in parents:
+        ancestor = parents.get(pid)
+        while ancestor and ancestor != me:
+            ancestor = parents.get(ancestor)
+        if ancestor == me:
+            total += cpu[pid]
+    return total
 
 
 def cpu_usage(start: dict[str, float], end: dict[str, float]) -> dict[str, Any]:
@@ -248,7 +274,8 @@ def render(report: dict[str, Any]) -> str:
     if usage:
         lines.append(
             f"CPU during the run: {usage['busy_cores']} cores busy, of which this benchmark {usage['own_cores']}, "
-            f"other tenants ~{usage['foreign_cores']} (steal {usage['steal_cores']}): figures carry that noise"
+            f"other processes and kernel ~{usage['foreign_cores']} (steal {usage['steal_cores']}): "
+            "the noise in these figures"
         )
     lines.append("")
     lines.append("Raw in-process pipeline (decode + preprocess + session.run, sequential)")
@@ -263,9 +290,10 @@ def render(report: dict[str, Any]) -> str:
             f"   {_fmt(eng.get('p50_ms'), 2)}"
         )
     lines.append("")
-    lines.append("HTTP (wrk, closed loop, 1 thread; throughput counts 2xx only)")
+    lines.append("HTTP (wrk, closed loop, 1 thread; throughput counts 2xx only; median of the rounds; "
+                 "'other' = cores used by other processes meanwhile)")  # fmt: skip
     lines.append(f"  {'model':<16} {'server':<8} {'conc':>4} {'req/s':>8} {'p50 ms':>9} {'p99 ms':>9} "
-                 f"{'p99/p50':>7} {'non2xx':>6} {'x peer':>7} {'p50/raw':>7}")  # fmt: skip
+                 f"{'p99/p50':>7} {'non2xx':>6} {'x peer':>7} {'p50/raw':>7} {'other':>5}")  # fmt: skip
     http = report["http"]
     for model in report["raw"]:
         for server in ("service", "peer"):
@@ -277,7 +305,7 @@ def render(report: dict[str, Any]) -> str:
                     f"  {model:<16} {server:<8} {point[1:]:>4} {_fmt(values['throughput_rps']):>8} "
                     f"{_fmt(values['p50_ms']):>9} {_fmt(values['p99_ms']):>9} "
                     f"{_fmt(ratio(values['p99_ms'], values['p50_ms']), 2):>7} {values['non_2xx']:>6} "
-                    f"{_fmt(vs_peer, 2):>7} {_fmt(vs_raw, 2):>7}"
+                    f"{_fmt(vs_peer, 2):>7} {_fmt(vs_raw, 2):>7} {_fmt(values.get('foreign_cores'), 2):>5}"
                 )
     if report.get("batch"):
         lines.append("")

@@ -10,7 +10,7 @@ import onnx
 import pytest
 
 from bench import models as bench_models
-from bench.load import parse_wrk
+from bench.load import median_point, parse_wrk
 from bench.report import SCHEMA, compute_targets, render, validate_report
 from bench.stats import growth_percent, percentile, ratio, summarize_ms
 
@@ -56,6 +56,19 @@ def test_parse_wrk_counts_only_2xx() -> None:
     assert result["socket_errors"]["timeout"] == 1
     with pytest.raises(ValueError):
         parse_wrk("wrk: connection refused")
+
+
+def test_median_point_takes_the_median_round() -> None:
+    keys = ("p75_ms", "p90_ms", "p999_ms", "mean_ms")
+    rounds = [
+        {"throughput_rps": rps, "p50_ms": p50, "p99_ms": p99, "max_ms": p99, "requests": 10, "ok": 9, "non_2xx": 1,
+         **{k: p50 for k in keys}}
+        for rps, p50, p99 in ((10.0, 100.0, 300.0), (4.0, 400.0, 900.0), (11.0, 90.0, 200.0))
+    ]  # fmt: skip
+    point = median_point(rounds)
+    assert (point["throughput_rps"], point["p50_ms"], point["p99_ms"]) == (10.0, 100.0, 300.0)
+    assert (point["requests"], point["ok"], point["non_2xx"], point["max_ms"]) == (30, 27, 3, 900.0)
+    assert len(point["rounds"]) == 3
 
 
 def _point(rps: float, p50: float, p99: float) -> dict[str, float]:
