@@ -316,7 +316,8 @@ def render(report: dict[str, Any]) -> str:
                 lines.append(
                     f"  {model:<16} {values['workers']} worker(s): {_fmt(values['images_per_s'])} img/s "
                     f"({values['inputs']} inputs, {_fmt(values['elapsed_s'], 2)} s)   x raw "
-                    f"{_fmt(ratio(values['images_per_s'], raw_ips), 2)}"
+                    f"{_fmt(ratio(values['images_per_s'], raw_ips), 2)}   Azurite used "
+                    f"{_fmt(values.get('azurite_cores'), 2)} cores"
                 )
     if report.get("cold_start"):
         lines.append("")
