@@ -90,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         "raw": {},
         "engine": {},
         "http": {"service": {}, "peer": {}},
+        "raw_interleaved": {},
         "targets": [],
     }
     _log("generating models (cached) and inputs")
@@ -112,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
 
     if "http" in sections:
         from .load import run_wrk, write_script
+        from .raw import RawPipeline, median_raw
         from .servers import INFER_PATH, Server
 
         service = Server("service", models_dir, models=models, log_dir=log_dir, extra_env=service_env)
@@ -128,8 +130,10 @@ def run(args: argparse.Namespace) -> int:
                     url = server.url(INFER_PATH.format(model=model))
                     run_wrk(url, script, connections=4, duration_s=profile["http_warmup_s"])  # warm-up, discarded
                     result["http"][name][model] = {}
+                raw_pipeline = RawPipeline(models_dir, model, wl.body)
                 for concurrency in profile["concurrency"]:
                     rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
+                    raw_rounds: list[dict[str, Any]] = []
                     _log(f"wrk {model} c{concurrency}: {profile['http_rounds']} rounds of "
                          f"{profile['http_duration_s']} s per server, alternating")  # fmt: skip
                     for _ in range(profile["http_rounds"]):
@@ -139,8 +143,12 @@ def run(args: argparse.Namespace) -> int:
                             point = run_wrk(url, script, connections=concurrency, duration_s=profile["http_duration_s"])
                             point["cpu"] = rep.cpu_usage(before, rep.cpu_snapshot())
                             rounds[name].append(point)
+                        if concurrency == 1:  # the raw reference of the c1 target, in the same time window
+                            raw_rounds.append(raw_pipeline.measure(duration_s=profile["http_duration_s"]))
                     for name in servers:
                         result["http"][name][model][f"c{concurrency}"] = median_point(rounds[name])
+                    if raw_rounds:
+                        result["raw_interleaved"][model] = median_raw(raw_rounds)
             from .servers import proc_status
 
             for name, server in servers.items():
@@ -159,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
             _log(f"batch path on Azurite: {model}, {profile['batch_inputs']} inputs")
             try:
                 result["batch"][model] = measure_batch(
-                    models_dir, model, workloads[model].body, count=profile["batch_inputs"]
+                    models_dir, model, workloads[model].body, count=profile["batch_inputs"], raw_duration_s=4.0
                 )
             except (RuntimeError, TimeoutError) as err:
                 failures.append(f"batch {model}: {err}")

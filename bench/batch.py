@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .models import ROOT
+from .raw import RawPipeline, median_raw
 from .servers import free_port
 
 AZURITE_JS = ROOT / "node_modules" / "azurite" / "dist" / "src" / "azurite.js"
@@ -97,13 +98,16 @@ def measure_batch(
     *,
     count: int,
     workers_list: tuple[int, ...] = (2, 1, 4),
+    raw_duration_s: float | None = None,
 ) -> dict[str, Any]:
     """Images per second of the batch path for each worker count (2 is the backfill CLI's default).
 
     Returns:
         Per worker count: inputs, elapsed seconds, images per second, the cores Azurite itself used
         meanwhile (the emulator runs on the same two cores; Azure Storage would not) and the backfill
-        summary.
+        summary. With ``raw_duration_s``, a raw-pipeline round of that length runs before each batch
+        run and once after the last, and ``raw_reference`` holds their median images per second: the
+        reference of the batch target, taken in the same time window.
     """
     from inference.engine import InferenceEngine
     from inference.settings import Settings
@@ -129,7 +133,11 @@ def measure_batch(
             engine = InferenceEngine(settings)
             engine.registry.start(background=False)
             client = blob_service_client(settings.blob.storage, environment=settings.environment)
+            raw_pipeline = RawPipeline(models_dir, model, body) if raw_duration_s else None
+            raw_rounds: list[dict[str, Any]] = []
             for workers in workers_list:
+                if raw_pipeline is not None and raw_duration_s:
+                    raw_rounds.append(raw_pipeline.measure(duration_s=raw_duration_s))
                 container = f"bench-input-w{workers}"
                 store = BlobStore(client, settings.blob, input_container=container)
                 store.ensure_containers()
@@ -151,6 +159,9 @@ def measure_batch(
                     "azurite_cores": round(azurite_cpu / elapsed, 2),
                     "summary": summary,
                 }
+            if raw_pipeline is not None and raw_duration_s:
+                raw_rounds.append(raw_pipeline.measure(duration_s=raw_duration_s))
+                results["raw_reference"] = median_raw(raw_rounds)
         finally:
             azurite.stop()
     return results

@@ -1,6 +1,10 @@
 """The raw in-process pipeline: decode + preprocess + ``session.run``, sequential, no server.
 
-This is the floor every served figure is compared with. It uses the service's own decode and
+This is the floor every served figure is compared with. Because the machine is shared and its load
+drifts, the figures a target compares with the raw pipeline are taken in the same time window:
+:class:`RawPipeline` rounds are interleaved with the HTTP rounds at concurrency 1 and with the
+batch runs (see ``bench/__main__.py``); the sequential section at the start gives the stage
+breakdown. It uses the service's own decode and
 preprocess functions (``inference.decode``, ``inference.preprocess.prepare_frame``) and a bare
 onnxruntime session with onnxruntime's default options (one intra-op thread per core), so it
 measures what the work itself costs on this machine.
@@ -26,41 +30,71 @@ def raw_session(model_path: Path) -> Any:
     return ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
 
 
-def measure_raw(models_dir: Path, model: str, body: bytes, *, iterations: int, warmup: int) -> dict[str, Any]:
-    """Time ``iterations`` sequential decode + preprocess + run of ``body`` on ``model``.
+class RawPipeline:
+    """A model's bare session plus the service's decode and preprocess, ready to time.
 
-    Returns:
-        Latency summary of the whole pipeline, the medians of each stage, and images per second.
+    Args:
+        models_dir: The models directory.
+        model: The model name.
+        body: The input file's bytes.
     """
-    from inference.decode import decode
-    from inference.manifest import load_manifest
-    from inference.preprocess import prepare_frame
-    from inference.settings import ImagingSettings, LimitSettings
 
-    manifest = load_manifest(models_dir / model / "manifest.json")
-    session = raw_session(manifest.model_path)
-    shape = session.get_inputs()[0].shape
-    dims = dict(zip(manifest.input.layout, shape))
-    fixed_hw = tuple(dims.get(axis) if isinstance(dims.get(axis), int) else None for axis in ("H", "W"))
-    limits, imaging = LimitSettings(), ImagingSettings()
-    totals: list[float] = []
-    stages: dict[str, list[float]] = {"decode": [], "preprocess": [], "run": []}
-    for index in range(warmup + iterations):
+    def __init__(self, models_dir: Path, model: str, body: bytes) -> None:
+        from inference.manifest import load_manifest
+        from inference.settings import ImagingSettings, LimitSettings
+
+        self.model = model
+        self.body = body
+        self.manifest = load_manifest(models_dir / model / "manifest.json")
+        self.session = raw_session(self.manifest.model_path)
+        dims = dict(zip(self.manifest.input.layout, self.session.get_inputs()[0].shape))
+        self.fixed_hw = tuple(dims.get(axis) if isinstance(dims.get(axis), int) else None for axis in ("H", "W"))
+        self.limits, self.imaging = LimitSettings(), ImagingSettings()
+
+    def once(self) -> tuple[float, float, float]:
+        """One decode + preprocess + run; the three stage times in milliseconds."""
+        from inference.decode import decode
+        from inference.preprocess import prepare_frame
+
         t0 = time.perf_counter()
-        image = decode(body, limits=limits, imaging=imaging)
+        image = decode(self.body, limits=self.limits, imaging=self.imaging)
         t1 = time.perf_counter()
-        frame = prepare_frame(image, image.frame_indices[0], manifest.input, fixed_hw)  # type: ignore[arg-type]
+        spec = self.manifest.input
+        frame = prepare_frame(image, image.frame_indices[0], spec, self.fixed_hw)  # type: ignore[arg-type]
         t2 = time.perf_counter()
-        session.run(None, {manifest.input.name: frame.tensor})
+        self.session.run(None, {self.manifest.input.name: frame.tensor})
         t3 = time.perf_counter()
-        if index >= warmup:
-            totals.append((t3 - t0) * 1000)
-            stages["decode"].append((t1 - t0) * 1000)
-            stages["preprocess"].append((t2 - t1) * 1000)
-            stages["run"].append((t3 - t2) * 1000)
-    summary = summarize_ms(totals)
-    summary["stages_p50_ms"] = {name: summarize_ms(values)["p50_ms"] for name, values in stages.items()}
-    summary["images_per_s"] = round(1000.0 / summary["p50_ms"], 3)
+        return (t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000
+
+    def measure(self, *, iterations: int | None = None, duration_s: float | None = None, warmup: int = 2) -> dict:
+        """Time sequential pipelines: ``iterations`` of them, or as many as fit in ``duration_s``.
+
+        Returns:
+            Latency summary of the whole pipeline, the medians of each stage, and images per second
+            (from the median latency).
+        """
+        for _ in range(warmup):
+            self.once()
+        totals: list[float] = []
+        stages: dict[str, list[float]] = {"decode": [], "preprocess": [], "run": []}
+        deadline = time.perf_counter() + (duration_s or 0.0)
+        while (iterations is not None and len(totals) < iterations) or (
+            iterations is None and (time.perf_counter() < deadline or len(totals) < 3)
+        ):
+            decode_ms, preprocess_ms, run_ms = self.once()
+            totals.append(decode_ms + preprocess_ms + run_ms)
+            stages["decode"].append(decode_ms)
+            stages["preprocess"].append(preprocess_ms)
+            stages["run"].append(run_ms)
+        summary = summarize_ms(totals)
+        summary["stages_p50_ms"] = {name: summarize_ms(values)["p50_ms"] for name, values in stages.items()}
+        summary["images_per_s"] = round(1000.0 / summary["p50_ms"], 3)
+        return summary
+
+
+def measure_raw(models_dir: Path, model: str, body: bytes, *, iterations: int, warmup: int) -> dict[str, Any]:
+    """Time ``iterations`` sequential decode + preprocess + run of ``body`` on ``model``."""
+    summary = RawPipeline(models_dir, model, body).measure(iterations=iterations, warmup=warmup)
     summary["session_options"] = {"intra_op_num_threads": "onnxruntime default (0: one per core)"}
     return summary
 
@@ -90,3 +124,17 @@ def measure_engine(models_dir: Path, model: str, body: bytes, *, iterations: int
     summary = summarize_ms(totals)
     summary["images_per_s"] = round(1000.0 / summary["p50_ms"], 3)
     return summary
+
+
+def median_raw(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One raw reference from interleaved rounds: the median of each round's p50, p99 and images/s."""
+    from statistics import median
+
+    if not rounds:
+        raise ValueError("no rounds")
+    return {
+        "p50_ms": round(median(r["p50_ms"] for r in rounds), 3),
+        "p99_ms": round(median(r["p99_ms"] for r in rounds), 3),
+        "images_per_s": round(median(r["images_per_s"] for r in rounds), 3),
+        "rounds": [{k: r[k] for k in ("n", "p50_ms", "p99_ms", "images_per_s")} for r in rounds],
+    }

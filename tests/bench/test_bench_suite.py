@@ -115,6 +115,17 @@ def test_targets_are_ratios_with_verdicts() -> None:
     json.dumps(report)  # the report is plain JSON
 
 
+def test_interleaved_raw_references_are_preferred() -> None:
+    report = _synthetic_report()
+    report["raw_interleaved"] = {"bench-resnet18": {"p50_ms": 20.5, "p99_ms": 30.0, "images_per_s": 48.8}}
+    report["batch"]["bench-resnet18"]["raw_reference"] = {"p50_ms": 50.0, "p99_ms": 60.0, "images_per_s": 20.0}
+    targets = {t["id"]: t for t in compute_targets(report, "bench-resnet18")}
+    assert targets["c1_p50_vs_raw"]["value"] == 2.0 and targets["c1_p50_vs_raw"]["met"] is False
+    assert targets["batch_vs_raw"]["value"] == 1.0 and targets["batch_vs_raw"]["met"] is True
+    report["targets"] = list(targets.values())
+    assert "same window" in render(report)
+
+
 def test_missing_measurement_is_not_a_verdict_and_bad_reports_are_named() -> None:
     report = _synthetic_report()
     del report["http"]["peer"]
