@@ -8,6 +8,7 @@
 #   make batch-demo   a local batch run against Azurite: upload, process, show what landed where
 #   make compliance   the compliance gate on reports/junit.xml (run by make test after pytest)
 #   make compliance-docs  regenerate compliance/generated/*.md (requirements, risks, traceability, SOUP, plan)
+#   make bench        the performance suite of issue 8 (needs wrk); BENCH_ARGS=--quick for a smoke run
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -27,7 +28,7 @@ REPORTS := reports
 COMPLIANCE_REPORTS := $(REPORTS)/compliance
 WORKFLOWS := $(wildcard .github/workflows/*.yml)
 # Directories detect-secrets must not read: installed tools, caches and generated reports.
-SECRETS_EXCLUDE := ^\.secrets\.baseline$$|^(\.git|\.venv|\.venv-checkov|node_modules|reports|build|dist|\.pytest_cache|__azurite_db.*|__blobstorage__|__queuestorage__|\.azurite)/|(^|/)__pycache__/
+SECRETS_EXCLUDE := ^\.secrets\.baseline$$|^(\.git|\.venv|\.venv-checkov|node_modules|reports|build|dist|\.pytest_cache|__azurite_db.*|__blobstorage__|__queuestorage__|\.azurite|\.bench)/|(^|/)__pycache__/
 # Lines that hold a content hash (a manifest's or a response's "sha256") or the AKS add-on's
 # enableSecretRotation flag are not secrets; they change with every model and would need re-auditing.
 SECRETS_EXCLUDE_LINES := "sha256": "[0-9a-f]{64}"|enableSecretRotation
@@ -35,7 +36,7 @@ HOST ?= 127.0.0.1
 PORT ?= 7071
 
 .PHONY: help serve install install-python test lint workflow-lint scan secrets-scan workflow-scan pytest \
-	sbom functions-package lock model clean infra infra-check checkov batch-demo compliance compliance-docs
+	sbom functions-package lock model clean infra infra-check checkov batch-demo compliance compliance-docs bench bench-models
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -84,7 +85,7 @@ workflow-lint: $(STAMP_DEV)
 	$(VENV)/bin/yamllint --strict -c .yamllint.yaml .github .yamllint.yaml
 
 scan: $(STAMP_DEV) secrets-scan workflow-scan
-	$(PY) -m bandit -q -c bandit.yaml -r function_app.py inference security service infra compliance tools pipeline
+	$(PY) -m bandit -q -c bandit.yaml -r function_app.py inference security service infra compliance tools pipeline bench
 
 # Every finding must already be in .secrets.baseline and audited as a false positive; the committed
 # baseline is only read (the scan result goes to reports/).
@@ -138,6 +139,17 @@ infra-check: $(STAMP_DEV) checkov
 
 batch-demo: $(STAMP_RUNTIME) $(STAMP_NODE)
 	$(PY) tools/batch_demo.py
+
+# The benchmark suite (bench/): not part of `make test`. Models are generated into .bench/models (git-ignored,
+# cached by a hash of bench/models.py); the JSON report goes to reports/bench.json. wrk comes from the
+# system packages: `apt-get update && apt-get install -y wrk`.
+BENCH_ARGS ?=
+bench: $(STAMP_DEV) $(STAMP_NODE)
+	@command -v wrk > /dev/null || { echo "wrk is missing: apt-get update && apt-get install -y wrk" >&2; exit 1; }
+	$(PY) -m bench run $(BENCH_ARGS)
+
+bench-models: $(STAMP_DEV)
+	$(PY) -m bench models
 
 # CycloneDX SBOM of the runtime dependencies (what the Function App and the image install).
 sbom: $(STAMP_DEV)

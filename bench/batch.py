@@ -1,0 +1,167 @@
+"""The blob batch path against Azurite: images per second through ``service.batch.BatchProcessor``.
+
+Azurite (the real Azure Storage emulator, installed by ``npm ci``) is started the way
+``tests/conftest.py`` starts it, on free ports with a temporary location. ``count`` copies of the
+workload's input are uploaded under distinct names, then processed by ``service.backfill.run``
+(what ``python -m service.backfill`` runs: ``BatchProcessor.process`` for each input on a thread
+pool) with the default ``move`` policy: read properties, download, idempotency checks, infer,
+write the result record, archive, delete. Upload is not timed; model loading is not timed.
+"""
+
+from __future__ import annotations
+
+# bandit: only fixed, local commands (servers, wrk, node, git)
+import subprocess  # nosec B404
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from .models import ROOT
+from .raw import RawPipeline, median_raw
+from .servers import free_port
+
+AZURITE_JS = ROOT / "node_modules" / "azurite" / "dist" / "src" / "azurite.js"
+# The emulator's fixed, publicly documented development account key; not a secret.
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="  # pragma: allowlist secret  # noqa: E501
+
+
+class Azurite:
+    """A running Azurite (blob, queue, table) on free ports; stop() ends it by its PID."""
+
+    def __init__(self, location: Path) -> None:
+        import socket
+
+        if not AZURITE_JS.exists():
+            raise RuntimeError("Azurite is not installed: run `npm ci` (make install does it)")
+        self.blob_port, self.queue_port, self.table_port = free_port(), free_port(), free_port()
+        self._log = (location / "azurite.log").open("wb")
+        # bandit: fixed arguments, a local emulator
+        self.process = subprocess.Popen(  # nosec B603 B607
+            [
+                "node", str(AZURITE_JS), "--silent", "--disableTelemetry", "--skipApiVersionCheck",
+                "--location", str(location),
+                "--blobHost", "127.0.0.1", "--blobPort", str(self.blob_port),
+                "--queueHost", "127.0.0.1", "--queuePort", str(self.queue_port),
+                "--tableHost", "127.0.0.1", "--tablePort", str(self.table_port),
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"Azurite exited with {self.process.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.blob_port), timeout=0.5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("Azurite did not start in 30 s") from None
+                time.sleep(0.1)
+
+    @property
+    def connection_string(self) -> str:
+        return (
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+            f"AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint=http://127.0.0.1:{self.blob_port}/devstoreaccount1;"
+            f"QueueEndpoint=http://127.0.0.1:{self.queue_port}/devstoreaccount1;"
+            f"TableEndpoint=http://127.0.0.1:{self.table_port}/devstoreaccount1;"
+        )
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds (user + system) Azurite has used so far, from /proc (0 where unavailable)."""
+        import os
+
+        try:
+            with open(f"/proc/{self.process.pid}/stat", encoding="ascii", errors="replace") as handle:
+                fields = handle.read().rpartition(")")[2].split()
+            return (float(fields[11]) + float(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
+        except (OSError, ValueError, IndexError):
+            return 0.0
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+def measure_batch(
+    models_dir: Path,
+    model: str,
+    body: bytes,
+    *,
+    count: int,
+    workers_list: tuple[int, ...] = (2, 1, 4),
+    raw_duration_s: float | None = None,
+) -> dict[str, Any]:
+    """Images per second of the batch path for each worker count (2 is the backfill CLI's default).
+
+    Returns:
+        Per worker count: inputs, elapsed seconds, images per second, the cores Azurite itself used
+        meanwhile (the emulator runs on the same two cores; Azure Storage would not) and the backfill
+        summary. With ``raw_duration_s``, a raw-pipeline round of that length runs before each batch
+        run and once after the last, and ``raw_reference`` holds their median images per second: the
+        reference of the batch target, taken in the same time window.
+    """
+    from inference.engine import InferenceEngine
+    from inference.settings import Settings
+    from service.backfill import run
+    from service.batch import BatchProcessor
+    from service.storage import BlobStore, blob_service_client
+
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-azurite-") as location:
+        azurite = Azurite(Path(location))
+        try:
+            settings = Settings.from_env(
+                {
+                    "MEDAI_ENVIRONMENT": "local",
+                    "MEDAI_AUTH_MODE": "none",
+                    "MEDAI_MODELS_DIR": str(models_dir),
+                    "MEDAI_MODELS": model,
+                    "MEDAI_DEFAULT_MODEL": model,
+                    "MEDAI_LOG_LEVEL": "WARNING",
+                    "AzureWebJobsStorage": azurite.connection_string,
+                }
+            )
+            engine = InferenceEngine(settings)
+            engine.registry.start(background=False)
+            client = blob_service_client(settings.blob.storage, environment=settings.environment)
+            raw_pipeline = RawPipeline(models_dir, model, body) if raw_duration_s else None
+            raw_rounds: list[dict[str, Any]] = []
+            for workers in workers_list:
+                if raw_pipeline is not None and raw_duration_s:
+                    raw_rounds.append(raw_pipeline.measure(duration_s=raw_duration_s))
+                container = f"bench-input-w{workers}"
+                store = BlobStore(client, settings.blob, input_container=container)
+                store.ensure_containers()
+                upload = client.get_container_client(container)
+                names = [f"run-w{workers}/image-{index:05d}.bin" for index in range(count)]
+                for name in names:
+                    upload.upload_blob(name, body, overwrite=True)
+                processor = BatchProcessor(engine, store, model_name=model, after_success="move")
+                azurite_cpu = azurite.cpu_seconds()
+                started = time.perf_counter()
+                summary = run(processor, names, workers=workers, progress=False)
+                elapsed = time.perf_counter() - started
+                azurite_cpu = azurite.cpu_seconds() - azurite_cpu
+                results[f"workers_{workers}"] = {
+                    "workers": workers,
+                    "inputs": count,
+                    "elapsed_s": round(elapsed, 3),
+                    "images_per_s": round(count / elapsed, 3),
+                    "azurite_cores": round(azurite_cpu / elapsed, 2),
+                    "summary": summary,
+                }
+            if raw_pipeline is not None and raw_duration_s:
+                raw_rounds.append(raw_pipeline.measure(duration_s=raw_duration_s))
+                results["raw_reference"] = median_raw(raw_rounds)
+        finally:
+            azurite.stop()
+    return results

@@ -1,0 +1,108 @@
+"""Cold start: process start to first served inference, against the bare minimum.
+
+* served: spawn ``python -m service`` (one model, ``MEDAI_MODELS``), then post the workload's
+  input to the infer route every 5 ms until the first 200; time from just before the spawn to
+  that 200 (the service loads eagerly in the background and a request arriving meanwhile waits
+  for the model);
+* bare minimum: spawn ``python bench/bare_start.py MODEL.onnx`` (interpreter, numpy,
+  onnxruntime, session creation, one run) and time until it prints ``ready``.
+
+Each is repeated; the first repetition of each (cold page cache) is discarded and the median of
+the rest is reported.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+# bandit: only fixed, local commands (servers, wrk, node, git)
+import subprocess  # nosec B404
+import sys
+import time
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+from .models import ROOT
+from .servers import INFER_PATH, LOCAL_ENV, free_port
+
+BARE = Path(__file__).resolve().parent / "bare_start.py"
+
+
+def time_bare(model_path: Path) -> float:
+    """Seconds from spawning bare_start.py to its ``ready`` line."""
+    started = time.perf_counter()
+    # bandit: our own script, fixed arguments
+    process = subprocess.Popen(  # nosec B603
+        [sys.executable, str(BARE), str(model_path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    line = process.stdout.readline() if process.stdout is not None else b""
+    elapsed = time.perf_counter() - started
+    process.wait(timeout=60)
+    if not line.startswith(b"ready"):
+        raise RuntimeError(f"bare_start.py failed ({process.returncode})")
+    return elapsed
+
+
+def time_service(models_dir: Path, model: str, body: bytes, media_type: str, log_path: Path) -> float:
+    """Seconds from spawning ``python -m service`` to the first 200 on the infer route."""
+    port = free_port()
+    env = {
+        **os.environ,
+        **LOCAL_ENV,
+        "MEDAI_MODELS_DIR": str(models_dir),
+        "MEDAI_MODELS": model,
+        "MEDAI_DEFAULT_MODEL": model,
+    }
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        started = time.perf_counter()
+        # bandit: our own module, fixed arguments
+        process = subprocess.Popen(  # nosec B603
+            [sys.executable, "-m", "service", "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=log
+        )
+        try:
+            deadline = started + 120
+            while time.perf_counter() < deadline:
+                if process.poll() is not None:
+                    raise RuntimeError(f"the service exited with {process.returncode}; see {log_path}")
+                try:
+                    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                    connection.request(
+                        "POST", INFER_PATH.format(model=model), body=body, headers={"Content-Type": media_type}
+                    )
+                    status = connection.getresponse().status
+                    connection.close()
+                    if status == 200:
+                        return time.perf_counter() - started
+                except OSError:
+                    pass
+                time.sleep(0.005)
+            raise TimeoutError("no 200 within 120 s")
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def measure_cold_start(
+    models_dir: Path, model: str, body: bytes, media_type: str, *, repeats: int, log_dir: Path
+) -> dict[str, Any]:
+    """Median served and bare-minimum cold starts (first of each repetition discarded)."""
+    model_path = models_dir / model / "model.onnx"
+    served: list[float] = []
+    bare: list[float] = []
+    for _ in range(repeats + 1):  # interleaved, so drift on the shared machine hits both alike
+        served.append(time_service(models_dir, model, body, media_type, log_dir / f"coldstart-{model}.log"))
+        bare.append(time_bare(model_path))
+    served, bare = served[1:], bare[1:]
+    return {
+        "repeats": repeats,
+        "service_s": [round(v, 3) for v in served],
+        "bare_s": [round(v, 3) for v in bare],
+        "service_median_s": round(median(served), 3),
+        "bare_median_s": round(median(bare), 3),
+    }

@@ -1,0 +1,176 @@
+"""Fast checks of the benchmark suite's own logic (no timing, no servers): bench/ is a benchmark,
+these only prove its arithmetic, its report format and its model generator are right."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from bench import models as bench_models
+from bench.load import median_point, parse_wrk
+from bench.report import SCHEMA, compute_targets, render, validate_report
+from bench.stats import growth_percent, percentile, ratio, summarize_ms
+
+
+@pytest.mark.parametrize("q", [0, 1, 25, 50, 90, 99, 99.9, 100])
+def test_percentile_matches_numpy_linear(q: float) -> None:
+    rng = np.random.default_rng(7)
+    for size in (1, 2, 3, 10, 101):
+        values = rng.exponential(50.0, size).tolist()
+        assert percentile(values, q) == pytest.approx(float(np.percentile(values, q)), rel=1e-12)
+
+
+def test_percentile_known_values_and_errors() -> None:
+    assert percentile([1, 2, 3, 4], 50) == 2.5  # between the two middle ranks
+    assert percentile([10, 20, 30, 40, 50], 99) == pytest.approx(49.6)  # rank 3.96
+    assert percentile([5], 99) == 5.0
+    with pytest.raises(ValueError):
+        percentile([], 50)
+    with pytest.raises(ValueError):
+        percentile([1.0], 101)
+
+
+def test_summary_ratio_growth() -> None:
+    summary = summarize_ms([4.0, 1.0, 3.0, 2.0])
+    assert (summary["n"], summary["min_ms"], summary["p50_ms"], summary["max_ms"]) == (4, 1.0, 2.5, 4.0)
+    assert ratio(3.0, 2.0) == 1.5
+    assert ratio(1.0, 0) is None and ratio(None, 2.0) is None
+    assert growth_percent(200.0, 210.0) == 5.0
+    with pytest.raises(ValueError):
+        growth_percent(0.0, 1.0)
+
+
+def test_parse_wrk_counts_only_2xx() -> None:
+    line = (
+        'BENCH_JSON {"requests":120,"duration_us":10000000,"bytes":1,"errors":{"connect":0,"read":0,"write":0,'
+        '"status":20,"timeout":1},"latency_us":{"min":1000,"mean":2500.5,"stdev":10.0,"max":9000,'
+        '"p50":2000,"p75":2500,"p90":3000,"p99":8000,"p999":9000}}'
+    )
+    result = parse_wrk("Running 10s test\n" + line + "\n")
+    assert result["ok"] == 100 and result["non_2xx"] == 20
+    assert result["throughput_rps"] == 10.0
+    assert result["p50_ms"] == 2.0 and result["p99_ms"] == 8.0
+    assert result["socket_errors"]["timeout"] == 1
+    with pytest.raises(ValueError):
+        parse_wrk("wrk: connection refused")
+
+
+def test_median_point_takes_the_median_round() -> None:
+    keys = ("p75_ms", "p90_ms", "p999_ms", "mean_ms")
+    rounds = [
+        {"throughput_rps": rps, "p50_ms": p50, "p99_ms": p99, "max_ms": p99, "requests": 10, "ok": 9, "non_2xx": 1,
+         **{k: p50 for k in keys}}
+        for rps, p50, p99 in ((10.0, 100.0, 300.0), (4.0, 400.0, 900.0), (11.0, 90.0, 200.0))
+    ]  # fmt: skip
+    point = median_point(rounds)
+    assert (point["throughput_rps"], point["p50_ms"], point["p99_ms"]) == (10.0, 100.0, 300.0)
+    assert (point["requests"], point["ok"], point["non_2xx"], point["max_ms"]) == (30, 27, 3, 900.0)
+    assert len(point["rounds"]) == 3
+
+
+def _point(rps: float, p50: float, p99: float) -> dict[str, float]:
+    return {"throughput_rps": rps, "p50_ms": p50, "p99_ms": p99, "non_2xx": 0}
+
+
+def _synthetic_report() -> dict:
+    model = "bench-resnet18"
+    return {
+        "schema": SCHEMA,
+        "created": "2026-12-03T00:00:00Z",
+        "quick": True,
+        "machine": {"cpu_model": "x", "cpu_count": 2, "cpu_affinity": 2, "python": "3.11", "onnxruntime": "1",
+                    "load_average": [0.0, 0.0, 0.0], "git_commit": "abc"},  # fmt: skip
+        "config": {},
+        "models": {},
+        "raw": {model: {"p50_ms": 40.0, "p99_ms": 45.0, "images_per_s": 25.0,
+                        "stages_p50_ms": {"decode": 7.0, "preprocess": 6.0, "run": 27.0}}},  # fmt: skip
+        "http": {
+            "service": {model: {"c1": _point(24.0, 41.0, 50.0), "c16": _point(30.0, 500.0, 700.0)}},
+            "peer": {model: {"c1": _point(24.0, 40.0, 45.0), "c16": _point(24.0, 600.0, 3000.0)}},
+        },
+        "batch": {model: {"workers_2": {"workers": 2, "inputs": 10, "elapsed_s": 1.0, "images_per_s": 20.0}}},
+        "cold_start": {model: {"service_median_s": 1.0, "bare_median_s": 0.6}},
+        "memory": {"service": {"model": "bench-unet", "requests": 1000, "baseline_rss_kb": 1000,
+                               "final_rss_kb": 1060, "growth_percent": 6.0, "max_growth_percent": 7.0,
+                               "max_sampled_rss_kb": 1070, "threads": 8, "non_200": 0}},  # fmt: skip
+        "targets": [],
+    }
+
+
+def test_targets_are_ratios_with_verdicts() -> None:
+    report = _synthetic_report()
+    targets = {t["id"]: t for t in compute_targets(report, "bench-resnet18")}
+    assert targets["throughput_c16_vs_peer"]["value"] == 1.25 and targets["throughput_c16_vs_peer"]["met"] is True
+    assert targets["p99_over_p50_c16"]["value"] == 1.4 and targets["p99_over_p50_c16"]["met"] is True
+    assert targets["c1_p50_vs_raw"]["value"] == 1.025 and targets["c1_p50_vs_raw"]["met"] is True
+    assert targets["batch_vs_raw"]["value"] == 0.8 and targets["batch_vs_raw"]["met"] is False
+    assert targets["cold_start_bench-resnet18"]["value"] == 1.667 and targets["cold_start_bench-resnet18"]["met"]
+    assert targets["rss_growth"]["met"] is False  # 6% is not below 5%
+    report["targets"] = list(targets.values())
+    assert validate_report(report) == []
+    assert "NOT MET" in render(report) and "batch_vs_raw" in render(report)
+    json.dumps(report)  # the report is plain JSON
+
+
+def test_interleaved_raw_references_are_preferred() -> None:
+    report = _synthetic_report()
+    report["raw_interleaved"] = {"bench-resnet18": {"p50_ms": 20.5, "p99_ms": 30.0, "images_per_s": 48.8}}
+    report["batch"]["bench-resnet18"]["raw_reference"] = {"p50_ms": 50.0, "p99_ms": 60.0, "images_per_s": 20.0}
+    targets = {t["id"]: t for t in compute_targets(report, "bench-resnet18")}
+    assert targets["c1_p50_vs_raw"]["value"] == 2.0 and targets["c1_p50_vs_raw"]["met"] is False
+    assert targets["batch_vs_raw"]["value"] == 1.0 and targets["batch_vs_raw"]["met"] is True
+    report["targets"] = list(targets.values())
+    assert "same window" in render(report)
+
+
+def test_missing_measurement_is_not_a_verdict_and_bad_reports_are_named() -> None:
+    report = _synthetic_report()
+    del report["http"]["peer"]
+    targets = {t["id"]: t for t in compute_targets(report, "bench-resnet18")}
+    assert targets["throughput_c16_vs_peer"]["met"] is None
+    broken = {"schema": SCHEMA, "machine": {}, "http": {"service": {"m": {"c1": {"p50_ms": 1}}}}, "targets": [{}]}
+    problems = validate_report(broken)
+    assert any("missing key 'raw'" in p for p in problems)
+    assert any("cpu_model" in p for p in problems)
+    assert any("throughput_rps" in p for p in problems)
+    assert any("target 0" in p for p in problems)
+
+
+def test_resnet18_generator_has_resnet18_size_and_cost() -> None:
+    model, macs = bench_models.resnet18()
+    assert bench_models.parameter_count(model) == bench_models.RESNET18_PARAMS  # torchvision resnet18: 11,689,512
+    assert 1.75e9 < macs < 1.9e9  # ResNet-18: about 1.8 GMAC at 224 x 224
+    ops = {node.op_type for node in model.graph.node}
+    assert {"Conv", "BatchNormalization", "Relu", "Add", "MaxPool", "GlobalAveragePool", "Gemm"} <= ops
+    assert [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim] == [1, 3, 224, 224]
+    # Same seed, same bytes.
+    again, _ = bench_models.resnet18()
+    assert again.graph.initializer[0].raw_data == model.graph.initializer[0].raw_data
+
+
+def test_unet_generator_runs_at_any_size_and_manifests_match_the_graphs(tmp_path) -> None:
+    import onnxruntime as ort
+
+    from inference.manifest import parse_manifest
+    from inference.models import check_signature
+
+    unet, macs = bench_models.unet()
+    onnx.checker.check_model(unet, full_check=True)
+    assert 0.3e9 < macs < 1e9
+    sessions = {
+        bench_models.UNET_NAME: ort.InferenceSession(unet.SerializeToString(), providers=["CPUExecutionProvider"]),
+        bench_models.RESNET_NAME: ort.InferenceSession(
+            bench_models.resnet18()[0].SerializeToString(), providers=["CPUExecutionProvider"]
+        ),
+    }
+    for height, width in ((64, 64), (37, 101)):
+        (scores,) = sessions[bench_models.UNET_NAME].run(None, {"image": np.zeros((1, 1, height, width), np.float32)})
+        assert scores.shape == (1, 2, height, width)
+    for name, raw in bench_models.manifests("0" * 64, "1" * 64).items():
+        manifest = parse_manifest(raw, base_dir=tmp_path)
+        fixed_hw, constants = check_signature(manifest, sessions[name])  # raises on any mismatch
+        assert fixed_hw == ((224, 224) if name == bench_models.RESNET_NAME else (None, None))
+        assert constants == {}
