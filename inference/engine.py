@@ -144,8 +144,10 @@ class InferenceEngine:
             timings={"decode": (decoded - started) * 1000, "preprocess": (prepared - decoded) * 1000},
         )
 
-    def execute(self, job: Job) -> Job:
+    def execute(self, job: Job, *, concurrent: bool = False) -> Job:
         """Stage 2: run the model on every selected frame and postprocess.
+
+        ``concurrent`` says other requests share the instance (see :meth:`LoadedModel.run`).
 
         Returns:
             ``job`` with its predictions filled in.
@@ -156,7 +158,7 @@ class InferenceEngine:
             started = time.perf_counter()
             frame = job.first if position == 0 else prepare_frame(image, index, model.manifest.input, model.fixed_hw)
             ready = time.perf_counter()
-            outputs = model.run(frame.tensor)
+            outputs = model.run(frame.tensor, concurrent=concurrent)
             ran = time.perf_counter()
             prediction = postprocess(
                 model,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -64,7 +65,11 @@ class LoadedModel:
 
     Attributes:
         manifest: The validated manifest.
-        session: The onnxruntime session (thread-safe ``run``).
+        session: The onnxruntime session (thread-safe ``run``); its runs use
+            ``MEDAI_ORT_INTRA_OP_THREADS`` threads.
+        concurrent_session: A second session of the same graph whose runs use
+            ``MEDAI_ORT_CONCURRENT_INTRA_OP_THREADS`` threads, for runs that share the instance
+            with other requests; None when that setting equals the first (or is 0).
         fixed_hw: The image input's fixed (height, width); None where dynamic.
         output_names: Outputs in graph order.
         signature: Inputs and outputs with OIP v2 datatypes and shapes.
@@ -83,19 +88,26 @@ class LoadedModel:
     load_ms: float = 0.0
     warm: bool = False
     batchable: bool = False
+    concurrent_session: Any = None
 
     @property
     def name(self) -> str:
         return self.manifest.name
 
-    def run(self, tensor: np.ndarray) -> dict[str, Any]:
+    def run(self, tensor: np.ndarray, *, concurrent: bool = False) -> dict[str, Any]:
         """Run the session on one input tensor (plus the manifest's constants).
+
+        Args:
+            tensor: The image tensor.
+            concurrent: Other requests share the instance: use the concurrent session (fewer
+                threads per run, so runs and decoding proceed side by side) when there is one.
 
         Returns:
             Output name to value (numpy arrays, or lists/dicts for sequences and maps).
         """
         feeds = {self.manifest.input.name: tensor, **self.constants}
-        values = self.session.run(None, feeds)
+        session = self.concurrent_session if concurrent and self.concurrent_session is not None else self.session
+        values = session.run(None, feeds)
         return dict(zip(self.output_names, values))
 
     def warm_up(self) -> None:
@@ -107,6 +119,8 @@ class LoadedModel:
         shape = [dims[axis] for axis in spec.layout]
         tensor = np.zeros(shape, dtype=np.dtype(spec.dtype))
         self.run(tensor)
+        if self.concurrent_session is not None:
+            self.run(tensor, concurrent=True)
         self.warm = True
 
     def describe(self) -> dict[str, Any]:
@@ -323,14 +337,29 @@ class ModelRegistry:
         return model
 
 
-def session_options(runtime: RuntimeSettings) -> Any:
+def _cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def concurrent_threads(runtime: RuntimeSettings) -> int | None:
+    """Intra-op threads of the concurrent session, or None when no second session is needed."""
+    lone = runtime.intra_op_threads or _cores()
+    wanted = runtime.concurrent_intra_op_threads
+    return wanted if wanted and wanted != lone else None
+
+
+def session_options(runtime: RuntimeSettings, intra_op_threads: int | None = None) -> Any:
     """onnxruntime session options from the runtime settings."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = runtime.intra_op_threads
+    options.intra_op_num_threads = runtime.intra_op_threads if intra_op_threads is None else intra_op_threads
     options.inter_op_num_threads = runtime.inter_op_threads
     options.enable_cpu_mem_arena = runtime.memory_arena
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if runtime.allow_spinning else "0")
     options.log_severity_level = 3  # errors only: warnings quote graph internals, not useful to operators
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return options
@@ -357,6 +386,12 @@ def load_model(manifest: Manifest, runtime: RuntimeSettings) -> LoadedModel:
         )
     session = ort.InferenceSession(data, sess_options=session_options(runtime), providers=["CPUExecutionProvider"])
     fixed_hw, constants = check_signature(manifest, session)
+    threads = concurrent_threads(runtime)
+    concurrent_session = (
+        ort.InferenceSession(data, sess_options=session_options(runtime, threads), providers=["CPUExecutionProvider"])
+        if threads is not None
+        else None
+    )
     signature = {
         "inputs": [_describe_arg(arg) for arg in session.get_inputs()],
         "outputs": [_describe_arg(arg) for arg in session.get_outputs()],
@@ -369,6 +404,7 @@ def load_model(manifest: Manifest, runtime: RuntimeSettings) -> LoadedModel:
         signature=signature,
         constants=constants,
         batchable=_batchable(manifest, session),
+        concurrent_session=concurrent_session,
     )
 
 

@@ -122,7 +122,20 @@ class RuntimeSettings:
         "onnxruntime intra-op threads per session; 0 lets onnxruntime use one per core.",
         0,
     )
+    concurrent_intra_op_threads: int = _s(
+        "MEDAI_ORT_CONCURRENT_INTRA_OP_THREADS",
+        "Intra-op threads of a run that shares the instance with other requests. When it differs from "
+        "MEDAI_ORT_INTRA_OP_THREADS a second session per model serves those runs (one more copy of the "
+        "weights in memory): a lone request gets every core, concurrent ones one core each. 0: one session.",
+        1,
+    )
     inter_op_threads: int = _s("MEDAI_ORT_INTER_OP_THREADS", "onnxruntime inter-op threads per session.", 1)
+    allow_spinning: bool = _s(
+        "MEDAI_ORT_ALLOW_SPINNING",
+        "Let onnxruntime's idle intra-op threads spin waiting for work. Off leaves the cores to decoding "
+        "and to concurrent requests, which pays on small instances.",
+        False,
+    )
     memory_arena: bool = _s(
         "MEDAI_ORT_MEMORY_ARENA",
         "Use onnxruntime's CPU memory arena. Off keeps RSS flat when input sizes vary.",

@@ -84,14 +84,21 @@ class AuditTrail:
         body: bytes | None,
         latency_ms: float,
         source: str = "http",
+        input_sha256: str | None = None,
     ) -> dict[str, Any]:
-        """Record one inference attempt (success or failure)."""
+        """Record one inference attempt (success or failure).
+
+        ``input_sha256``, when the caller already has it (a successful inference computed it),
+        saves hashing ``body`` a second time; otherwise it is computed from ``body``.
+        """
+        if input_sha256 is None and body:
+            input_sha256 = hashlib.sha256(body).hexdigest()
         return self.write(
             event="inference",
             request_id=request_id,
             caller=caller.audit_fields() if caller is not None else None,
             model=model,
-            input_sha256=hashlib.sha256(body).hexdigest() if body else None,
+            input_sha256=input_sha256,
             input_bytes=len(body) if body is not None else None,
             outcome=_outcome(status),
             status=status,

@@ -1,17 +1,21 @@
 """Concurrency for the HTTP path: overlap preprocessing with inference, bound the work.
 
-A request goes through two thread pools:
-
-* the *prepare* pool decodes and preprocesses (numpy, Pillow and pydicom
-  release the GIL for most of it);
-* the *inference* pool runs ``session.run``; its size is the in-flight limit.
+A request makes one trip off the event loop: a worker thread decodes and
+preprocesses it (numpy, Pillow and pydicom release the GIL for most of it), then
+takes one of ``MEDAI_MAX_IN_FLIGHT`` inference slots, runs ``session.run`` and
+builds the response document. While one request holds a slot the next one is
+being decoded on the other core, so preprocessing overlaps with inference; at
+most one request per core waits, prepared, for a slot, which bounds the memory
+held by prepared tensors. One trip instead of a hop per stage saves the thread
+wake-ups that dominate the overhead of a small request.
 
 The event loop only awaits; no blocking work runs on it. Admission is a
 counter, not a queue in the loop: when ``MEDAI_MAX_IN_FLIGHT + MEDAI_MAX_QUEUE``
 requests are already in the system, a new one is refused at once with 503 and
 ``Retry-After`` instead of waiting without bound. A request that waited longer
 than ``MEDAI_QUEUE_TIMEOUT_S`` for an inference slot is refused the same way.
-Thread pools are first-in first-out, which gives fair queueing.
+The pool's queue is first-in first-out and the slots are handed to waiting
+threads in arrival order, which gives fair queueing.
 
 The primitives are threads and locks rather than asyncio objects, so the same
 runner works under uvicorn's loop and under the Functions worker's loop.
@@ -30,11 +34,16 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from inference.engine import InferenceEngine, Job, PredictOptions
 from inference.errors import Overloaded
+
+
+def _identity(document: dict[str, Any]) -> dict[str, Any]:
+    return document
 
 
 def cpu_count() -> int:
@@ -59,8 +68,12 @@ class InferenceRunner:
         self.max_in_flight = runtime.max_in_flight or cores
         self.capacity = self.max_in_flight + runtime.max_queue
         self.queue_timeout_s = runtime.queue_timeout_s
-        self._prepare_pool = ThreadPoolExecutor(max_workers=cores, thread_name_prefix="prepare")
-        self._infer_pool = ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="infer")
+        # Requests: up to max_in_flight running inference plus one per core preparing or prepared.
+        self._work_pool = ThreadPoolExecutor(max_workers=self.max_in_flight + cores, thread_name_prefix="request")
+        self._slots = threading.Semaphore(self.max_in_flight)
+        # Other blocking calls (authentication, model description) and micro-batches.
+        self._prepare_pool = ThreadPoolExecutor(max_workers=cores, thread_name_prefix="call")
+        self._infer_pool = ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="batch")
         self._lock = threading.Lock()
         self._in_system = 0
         self._batcher = (
@@ -95,8 +108,12 @@ class InferenceRunner:
         media_type_hint: str | None,
         options: PredictOptions,
         request_id: str,
-    ) -> dict[str, Any]:
-        """Prepare on one pool, infer on the other, return the response document.
+        render: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> Any:
+        """Prepare, infer and build the response document in one trip to a worker thread.
+
+        ``render``, when given, turns the document into what is returned (an HTTP response, with
+        its JSON encoded) on the worker thread too, so a large document never blocks the loop.
 
         Raises:
             Overloaded: The instance is at capacity, or the wait for a slot was too long.
@@ -105,24 +122,46 @@ class InferenceRunner:
         self._admit()
         try:
             loop = asyncio.get_running_loop()
-            job: Job = await loop.run_in_executor(
-                self._prepare_pool,
-                lambda: self.engine.prepare(
-                    model_name, body, media_type_hint=media_type_hint, options=options, request_id=request_id
-                ),
+            render = render or _identity
+            work = loop.run_in_executor(
+                self._work_pool, self._serve, model_name, body, media_type_hint, options, request_id, render
             )
-            queued_at = time.monotonic()
-            if self._batcher is not None and job.model.batchable and len(job.image.frame_indices) == 1:
-                job = await asyncio.wrap_future(self._batcher.submit(job, queued_at))
-            else:
-                job = await loop.run_in_executor(self._infer_pool, self._execute, job, queued_at)
-            return self.engine.result(job)
+            outcome = await work
+            if not isinstance(outcome, Job):
+                return outcome
+            job = await asyncio.wrap_future(self._batcher.submit(outcome, time.monotonic()))  # type: ignore[union-attr]
+            return await loop.run_in_executor(self._prepare_pool, lambda: render(self.engine.result(job)))
         finally:
             self._leave()
 
-    def _execute(self, job: Job, queued_at: float) -> Job:
-        self.check_wait(queued_at)
-        return self.engine.execute(job)
+    def _serve(
+        self,
+        model_name: str,
+        body: bytes,
+        media_type_hint: str | None,
+        options: PredictOptions,
+        request_id: str,
+        render: Callable[[dict[str, Any]], Any],
+    ) -> Any:
+        """Worker thread: the whole request, or the prepared job when it goes to the micro-batcher."""
+        job = self.engine.prepare(
+            model_name, body, media_type_hint=media_type_hint, options=options, request_id=request_id
+        )
+        if self._batcher is not None and job.model.batchable and len(job.image.frame_indices) == 1:
+            return job
+        queued_at = time.monotonic()
+        if not self._slots.acquire(timeout=self.queue_timeout_s):
+            raise Overloaded(
+                f"The request waited {self.queue_timeout_s:.1f} s for an inference slot; retry shortly.", retry_after=2
+            )
+        try:
+            self.check_wait(queued_at)
+            # Alone in the instance: every core for this run; otherwise one core per run, so runs
+            # and decoding proceed side by side (MEDAI_ORT_CONCURRENT_INTRA_OP_THREADS).
+            job = self.engine.execute(job, concurrent=self._in_system > 1)
+        finally:
+            self._slots.release()
+        return render(self.engine.result(job))
 
     def check_wait(self, queued_at: float) -> None:
         """Refuse a request that waited too long for a slot (its client has likely given up).
@@ -147,7 +186,8 @@ class InferenceRunner:
         if not ready:
             return
         try:
-            done = self.engine.execute_batch([job for job, _ in ready])
+            with self._slots:  # a batch is one inference: it takes one of the in-flight slots
+                done = self.engine.execute_batch([job for job, _ in ready])
         except Exception as err:  # every waiting request gets the failure, none hangs
             for _, future in ready:
                 future.set_exception(err)
@@ -165,8 +205,8 @@ class InferenceRunner:
 
     def shutdown(self) -> None:
         """Stop the pools (tests and graceful shutdown)."""
-        self._prepare_pool.shutdown(wait=False, cancel_futures=True)
-        self._infer_pool.shutdown(wait=False, cancel_futures=True)
+        for pool in (self._work_pool, self._prepare_pool, self._infer_pool):
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 class MicroBatcher:

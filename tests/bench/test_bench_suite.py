@@ -14,6 +14,8 @@ from bench.load import median_point, parse_wrk
 from bench.report import SCHEMA, compute_targets, render, validate_report
 from bench.stats import growth_percent, percentile, ratio, summarize_ms
 
+pytestmark = pytest.mark.requirement("REQ-PERF-006")
+
 
 @pytest.mark.parametrize("q", [0, 1, 25, 50, 90, 99, 99.9, 100])
 def test_percentile_matches_numpy_linear(q: float) -> None:
