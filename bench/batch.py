@@ -113,7 +113,7 @@ def measure_batch(
     from inference.settings import Settings
     from service.backfill import run
     from service.batch import BatchProcessor
-    from service.storage import BlobStore, blob_service_client
+    from service.storage import BlobStore, RecordSnapshot, blob_service_client
 
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-azurite-") as location:
@@ -148,7 +148,10 @@ def measure_batch(
                 processor = BatchProcessor(engine, store, model_name=model, after_success="move")
                 azurite_cpu = azurite.cpu_seconds()
                 started = time.perf_counter()
-                summary = run(processor, names, workers=workers, progress=False)
+                # As the backfill CLI does (timed): list the inputs, snapshot the records, process.
+                listed = list(store.list_inputs(f"run-w{workers}/"))
+                processor.store = RecordSnapshot(store, f"run-w{workers}/")
+                summary = run(processor, listed, workers=workers, progress=False)
                 elapsed = time.perf_counter() - started
                 azurite_cpu = azurite.cpu_seconds() - azurite_cpu
                 results[f"workers_{workers}"] = {

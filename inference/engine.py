@@ -242,8 +242,11 @@ class InferenceEngine:
         media_type_hint: str | None = None,
         options: PredictOptions | None = None,
         request_id: str | None = None,
+        concurrent: bool = False,
     ) -> dict[str, Any]:
         """Decode, preprocess, infer and postprocess in one call.
+
+        ``concurrent`` says other inferences share the instance (see :meth:`LoadedModel.run`).
 
         Returns:
             The response document (see the README's API section).
@@ -254,7 +257,7 @@ class InferenceEngine:
         job = self.prepare(
             model_name, data, media_type_hint=media_type_hint, options=options, request_id=request_id
         )
-        return self.result(self.execute(job))
+        return self.result(self.execute(job, concurrent=concurrent))
 
     def describe_input(self, job: Job) -> dict[str, Any]:
         """What the service understood of the input; technical attributes only, no PHI."""

@@ -24,6 +24,7 @@ import json
 import logging
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -33,14 +34,16 @@ from inference.settings import Settings
 
 from .batch import BatchProcessor, Outcome
 from .logs import configure_logging
-from .storage import STATUS_TAG, BlobStore, LocalStore, blob_service_client
+from .storage import STATUS_TAG, BlobStore, ItemProperties, LocalStore, RecordSnapshot, blob_service_client
 from .wiring import build_engine
 
 log = logging.getLogger("medai.backfill")
 
 
-def run(processor: BatchProcessor, names: list[str], *, workers: int, progress: bool = True) -> dict[str, Any]:
-    """Process ``names`` with ``workers`` threads; return the summary."""
+def run(
+    processor: BatchProcessor, names: Sequence[str | ItemProperties], *, workers: int, progress: bool = True
+) -> dict[str, Any]:
+    """Process ``names`` (names, or listed properties) with ``workers`` threads; return the summary."""
     from tqdm import tqdm
 
     counts: Counter[str] = Counter()
@@ -133,18 +136,18 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         policy = args.after_success or "keep"
     else:
         client = blob_service_client(settings.blob.storage, environment=settings.environment)
-        store = BlobStore(client, settings.blob, input_container=args.container)
+        store = RecordSnapshot(BlobStore(client, settings.blob, input_container=args.container), args.prefix)
         policy = args.after_success or settings.blob.after_success
     processor = BatchProcessor(
         engine, store, model_name=args.model or settings.blob.model or None, after_success=policy
     )
-    names = [
-        item.name
+    items = [  # with their listed size and ETag, so each is not asked for its properties again
+        item
         for item in store.list_inputs(args.prefix)
         if not (policy == "tag" and (item.tags or {}).get(STATUS_TAG))  # tagged inputs are done
     ]
     try:
-        summary = run(processor, names, workers=max(1, args.workers), progress=not args.no_progress)
+        summary = run(processor, items, workers=max(1, args.workers), progress=not args.no_progress)
     except KeyboardInterrupt:
         print(json.dumps({"interrupted": True, "hint": "re-run the same command to finish"}), flush=True)
         return 130

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -113,17 +114,39 @@ class BatchProcessor:
         self.after_success = after_success
         self.limit = engine.settings.limits.max_body_bytes
         self.audit = audit or AuditTrail()
+        self._lock = threading.Lock()
+        self._running = 0
 
-    def process(self, name: str, *, invocation_id: str | None = None) -> Outcome:
+    def process(self, name: str | ItemProperties, *, invocation_id: str | None = None) -> Outcome:
         """Process input ``name`` (idempotent; see the module docstring).
+
+        Args:
+            name: The input's name, or its properties from a listing (the backfill), which saves
+                reading them again; a blob replaced since the listing fails the conditional read
+                as a transient error and is picked up by the next run.
+            invocation_id: The host's invocation id, used as the request id.
 
         Raises:
             Exception: Transient failures, so the caller (the Functions host) retries.
         """
+        with self._lock:
+            self._running += 1
+        try:
+            return self._process(name, invocation_id)
+        finally:
+            with self._lock:
+                self._running -= 1
+
+    def _process(self, name_or_item: str | ItemProperties, invocation_id: str | None) -> Outcome:
         started = time.perf_counter()
         request_id = invocation_id or uuid.uuid4().hex
+        if isinstance(name_or_item, ItemProperties):
+            item: ItemProperties | None = name_or_item
+            name = name_or_item.name
+        else:
+            name = name_or_item
+            item = self.store.properties(name)
         ref = opaque_ref(name)
-        item = self.store.properties(name)
         if item is None:
             log.info("input already finished elsewhere", extra={"input_ref": ref, "request_id": request_id})
             return Outcome("gone", name)
@@ -152,7 +175,8 @@ class BatchProcessor:
                 self._finish(item, data, "failed")
                 return self._done(Outcome("skipped", name), ref, request_id, started)
             started_at = _now()
-            result = self.engine.predict(self.model_name, data, request_id=request_id)
+            # Several inputs at once (backfill workers, concurrent invocations): one core per run.
+            result = self.engine.predict(self.model_name, data, request_id=request_id, concurrent=self._running > 1)
         except ServiceError as err:
             if not err.is_client_error:
                 raise  # transient or server-side: the host retries, then the poison path records it

@@ -74,6 +74,12 @@ class Store(Protocol):
     def finish(self, item: ItemProperties, data: bytes | None, outcome: str, policy: str) -> None: ...
 
 
+def _quoted(etag: Any) -> str:
+    """An ETag as the blob's headers give it: a listing returns it without the quotes."""
+    value = str(etag)
+    return value if value.startswith('"') else f'"{value}"'
+
+
 def record_name(name: str) -> str:
     """The result or error record name of an input: its full path plus ``.json``."""
     return name + RESULT_SUFFIX
@@ -166,7 +172,7 @@ class BlobStore:
             yield ItemProperties(
                 name=blob.name,
                 size=int(blob.size),
-                etag=str(blob.etag),
+                etag=_quoted(blob.etag),
                 last_modified=blob.last_modified.isoformat() if blob.last_modified else None,
                 tags=dict(blob.tags or {}),
             )
@@ -248,6 +254,20 @@ class BlobStore:
         except (ResourceExistsError, ResourceModifiedError):
             return False
         return True
+
+    def list_records(self, kind: str, prefix: str = "") -> Iterator[tuple[str, RecordInfo]]:
+        """Every ``kind`` record under ``prefix`` with its idempotency metadata: (input name, info)."""
+        container = self._client.get_container_client(self._containers[kind])
+        for blob in container.list_blobs(name_starts_with=prefix or None, include=["metadata"]):
+            if not blob.name.endswith(RESULT_SUFFIX):
+                continue
+            meta = blob.metadata or {}
+            yield blob.name[: -len(RESULT_SUFFIX)], RecordInfo(
+                etag=_quoted(blob.etag),
+                input_sha256=meta.get("input_sha256"),
+                model_sha256=meta.get("model_sha256"),
+                input_etag=meta.get("input_etag"),
+            )
 
     def delete_record(self, kind: str, name: str) -> None:
         from azure.core.exceptions import ResourceNotFoundError
@@ -397,3 +417,36 @@ class LocalStore:
         target = self._dirs["archive"] / folder / item.name
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self._input_path(item.name), target)
+
+
+class RecordSnapshot:
+    """A store whose result and error records were listed once, for a backfill.
+
+    The backfill would otherwise ask for both records of every input (two requests each);
+    one listing per container, with the records' metadata, answers them all. The snapshot
+    is only a shortcut: a record written after it was taken makes the conditional write
+    fail, never overwrite. Above ``limit`` records per container (memory) the snapshot is
+    dropped and each record is asked for, as without it. Everything else goes to ``store``.
+    """
+
+    def __init__(self, store: Any, prefix: str = "", *, limit: int = 200_000) -> None:
+        self._store = store
+        self.description = store.description
+        self._records: dict[str, dict[str, RecordInfo] | None] = {}
+        for kind in ("result", "error"):
+            records: dict[str, RecordInfo] | None = {}
+            for name, info in store.list_records(kind, prefix):
+                records[name] = info  # type: ignore[index]
+                if len(records) > limit:  # type: ignore[arg-type]
+                    records = None
+                    break
+            self._records[kind] = records
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._store, attribute)
+
+    def record(self, kind: str, name: str) -> RecordInfo | None:
+        records = self._records.get(kind)
+        if records is None:
+            return self._store.record(kind, name)  # type: ignore[no-any-return]
+        return records.get(name)

@@ -149,3 +149,32 @@ def test_batch_demo_command_shows_what_landed_where():
     assert "ward-7/ct/truncated.dcm.json   -> 422 corrupt_pixel_data" in out
     assert "ward-9/notes/scan.png.json   -> 415 unsupported_media_type" in out
     assert "inference-input/\n  inference-results/" in out  # the input container ends empty
+
+
+@pytest.mark.requirement("REQ-FUNC-022", "REQ-FUNC-024")
+def test_record_snapshot_answers_what_each_record_request_would(azurite):
+    from inference.settings import Settings
+    from service.storage import BlobStore, RecordSnapshot, blob_service_client
+
+    env = {**containers_env(azurite, MEDAI_BLOB_AFTER_SUCCESS="keep"), "MEDAI_ENVIRONMENT": "local"}
+    client = BlobServiceClient.from_connection_string(azurite.connection_string)
+    names = fill(client, env, good=3)
+    first = backfill(env, "--no-progress")
+    assert first.wait(timeout=300) == 0
+    settings = Settings.from_env({**env, "MEDAI_AUTH_MODE": "none"})
+    store = BlobStore(blob_service_client(settings.blob.storage, environment="local"), settings.blob)
+    snapshot = RecordSnapshot(store)
+    for name in [*names, "never/uploaded.dcm"]:
+        for kind in ("result", "error"):
+            assert snapshot.record(kind, name) == store.record(kind, name)  # one request per record as reference
+    assert sum(snapshot.record("result", n) is not None for n in names) == 3
+    assert sum(snapshot.record("error", n) is not None for n in names) == len(BAD)
+    # Above its limit the snapshot is dropped and each record is asked for.
+    small = RecordSnapshot(store, limit=1)
+    assert small.record("result", names[0]) == store.record("result", names[0]) is not None
+    # A re-run with the snapshot rewrites nothing: every input is skipped, every record keeps its ETag.
+    before = listing(client, env["MEDAI_BLOB_RESULTS_CONTAINER"])
+    again = backfill(env, "--no-progress")
+    summary = json.loads(again.communicate(timeout=300)[0])
+    assert summary["skipped"] == len(names) and summary["processed"] == 0
+    assert listing(client, env["MEDAI_BLOB_RESULTS_CONTAINER"]) == before
