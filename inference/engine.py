@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -89,6 +90,46 @@ class InferenceEngine:
         self.settings = settings
         self.registry = registry or ModelRegistry(settings)
         self._instance_ref = instance_ref
+        if self.registry.on_loaded is None:
+            self.registry.on_loaded = self._after_load
+
+    # Seconds after the models are loaded before DICOM decoding is warmed: importing pydicom holds
+    # the interpreter for a few hundred ms, which must not compete with start-up and a first request.
+    DICOM_WARMUP_DELAY_S = 1.0
+
+    def _after_load(self) -> None:
+        self.warm_decoders(dicom=False)  # Pillow's PNG and JPEG plugins: a few ms
+        timer = threading.Timer(self.DICOM_WARMUP_DELAY_S, self._warm_dicom_quietly)
+        timer.daemon = True
+        timer.start()
+
+    def _warm_dicom_quietly(self) -> None:
+        try:
+            self.warm_decoders(raster=False)
+        except Exception:  # a convenience: the first DICOM request imports pydicom itself
+            log.exception("DICOM decoder warm-up failed")
+
+    def warm_decoders(self, *, raster: bool = True, dicom: bool = True) -> None:
+        """Decode a tiny PNG and JPEG (``raster``) and DICOM (``dicom``) once, so the first real
+        request of each kind does not pay for importing and initialising its decoder (pydicom
+        alone takes a few hundred ms). Eager loading calls it after the models are loaded."""
+        import io
+
+        import numpy as np
+        from PIL import Image
+
+        from .decode import decode
+
+        pixels = np.zeros((8, 8), dtype=np.uint8)
+        samples = []
+        for image_format in ("PNG", "JPEG") if raster else ():
+            buffer = io.BytesIO()
+            Image.fromarray(pixels, "L").save(buffer, format=image_format)
+            samples.append(buffer.getvalue())
+        if dicom:
+            samples.append(_tiny_dicom())
+        for data in samples:
+            decode(data, limits=self.settings.limits, imaging=self.settings.imaging)
 
     def model(self, name: str | None) -> LoadedModel:
         """The named (or default) model, loaded and warm."""
@@ -286,3 +327,33 @@ class InferenceEngine:
             if image.instance_uid and self._instance_ref is not None:
                 described["instance_ref"] = self._instance_ref(image.instance_uid)
         return described
+
+
+def _tiny_dicom() -> bytes:
+    """An 8 x 8 MONOCHROME2 CT image, Explicit VR Little Endian, built in memory (no patient data)."""
+    import io
+
+    import numpy as np
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CTImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = CTImageStorage
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality = "CT"
+    ds.Rows = ds.Columns = 8
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 1
+    ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
+    ds.PixelData = np.zeros((8, 8), dtype=np.int16).tobytes()
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()

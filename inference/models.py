@@ -18,6 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -89,6 +90,9 @@ class LoadedModel:
     warm: bool = False
     batchable: bool = False
     concurrent_session: Any = None
+    runtime: RuntimeSettings | None = None
+    graph_path: Path | None = None
+    _concurrent_started: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
     def name(self) -> str:
@@ -106,22 +110,60 @@ class LoadedModel:
             Output name to value (numpy arrays, or lists/dicts for sequences and maps).
         """
         feeds = {self.manifest.input.name: tensor, **self.constants}
-        session = self.concurrent_session if concurrent and self.concurrent_session is not None else self.session
+        session = self.session
+        if concurrent:
+            if self.concurrent_session is not None:
+                session = self.concurrent_session
+            elif self.runtime is not None and not self._concurrent_started.is_set():
+                self._start_concurrent_session()  # first concurrency: build it aside, this run uses the first
         values = session.run(None, feeds)
         return dict(zip(self.output_names, values))
 
     def warm_up(self) -> None:
         """Run one inference on a zero input of the right shape."""
+        self.run(self._zeros())
+        self.warm = True
+
+    def _zeros(self) -> np.ndarray:
         spec = self.manifest.input
         height = spec.size[0] if spec.size else (self.fixed_hw[0] or 64)
         width = spec.size[1] if spec.size else (self.fixed_hw[1] or 64)
         dims = {"N": 1, "C": spec.channels, "H": height, "W": width}
-        shape = [dims[axis] for axis in spec.layout]
-        tensor = np.zeros(shape, dtype=np.dtype(spec.dtype))
-        self.run(tensor)
-        if self.concurrent_session is not None:
-            self.run(tensor, concurrent=True)
-        self.warm = True
+        return np.zeros([dims[axis] for axis in spec.layout], dtype=np.dtype(spec.dtype))
+
+    def _start_concurrent_session(self) -> None:
+        with _CONCURRENT_LOCK:
+            if self._concurrent_started.is_set():
+                return
+            self._concurrent_started.set()
+        runtime = self.runtime
+
+        def build() -> None:
+            try:
+                self.add_concurrent_session(runtime)  # type: ignore[arg-type]
+            except Exception:  # the first session keeps serving every run: worth a log line, not a failure
+                log.exception("model %s: the concurrent session cannot be created", self.name)
+
+        threading.Thread(target=build, name=f"concurrent-session-{self.name}", daemon=True).start()
+
+    def add_concurrent_session(self, runtime: RuntimeSettings, *, warm_up: bool = True) -> None:
+        """Create (and warm) the concurrent session, if the settings call for one.
+
+        It is built the first time a run shares the instance (on a background thread, so no
+        request waits for it, and never during start-up, so it does not slow the first request);
+        until it exists, concurrent runs use the first session.
+        """
+        self._concurrent_started.set()
+        threads = concurrent_threads(runtime)
+        if threads is None or self.concurrent_session is not None:
+            return
+        data = self.manifest.model_path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != self.manifest.sha256:  # changed on disk since it was loaded
+            raise ModelIntegrityError(f"Model {self.name!r}: the file changed since it was loaded.")
+        session = create_session(data, self.graph_path, runtime, threads)
+        if warm_up:
+            session.run(None, {self.manifest.input.name: self._zeros(), **self.constants})
+        self.concurrent_session = session
 
     def describe(self) -> dict[str, Any]:
         """The model's public description (GET /models/{name})."""
@@ -188,6 +230,8 @@ class ModelRegistry:
         self._started = threading.Event()
         self._loading: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        # Called once every model is loaded by load_all (the engine warms its decoders there).
+        self.on_loaded: Callable[[], None] | None = None
 
     def _discover(self) -> None:
         cfg = self._settings.models
@@ -267,12 +311,21 @@ class ModelRegistry:
             return slot.model
 
     def load_all(self) -> None:
-        """Load and warm every served model on this thread; failures are recorded, not raised."""
+        """Load and warm every served model on this thread; failures are recorded, not raised.
+
+        The concurrent sessions (MEDAI_ORT_CONCURRENT_INTRA_OP_THREADS) are created once every
+        model is ready, so they never delay readiness or the first request.
+        """
         for name in self.names():
             try:
                 self.get(name)
             except ServiceError:
                 continue  # recorded in the slot; readiness stays false
+        if self.on_loaded is not None:
+            try:
+                self.on_loaded()
+            except Exception:  # a warm-up of convenience: the service works without it
+                log.exception("post-load warm-up failed")
 
     def start(self, *, background: bool = True) -> None:
         """Begin eager loading once per process (idempotent).
@@ -337,6 +390,9 @@ class ModelRegistry:
         return model
 
 
+_CONCURRENT_LOCK = threading.Lock()
+
+
 def _cores() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
@@ -372,8 +428,6 @@ def load_model(manifest: Manifest, runtime: RuntimeSettings) -> LoadedModel:
         ModelIntegrityError: The file's sha256 differs from the manifest's.
         ModelLoadError: The file is missing or the graph does not match the manifest.
     """
-    import onnxruntime as ort
-
     try:
         data = manifest.model_path.read_bytes()
     except OSError as err:
@@ -384,14 +438,13 @@ def load_model(manifest: Manifest, runtime: RuntimeSettings) -> LoadedModel:
             f"Model {manifest.name!r}: {manifest.model_path.name} has sha256 {actual}, "
             f"the manifest says {manifest.sha256}; refusing to load it."
         )
-    session = ort.InferenceSession(data, sess_options=session_options(runtime), providers=["CPUExecutionProvider"])
+    graph = optimized_graph(manifest, runtime)
+    session = create_session(data, graph, runtime)
+    if graph is not None and not _cached_graph_fits(manifest, graph, session, runtime):
+        graph = None
+        session = create_session(data, None, runtime)
     fixed_hw, constants = check_signature(manifest, session)
-    threads = concurrent_threads(runtime)
-    concurrent_session = (
-        ort.InferenceSession(data, sess_options=session_options(runtime, threads), providers=["CPUExecutionProvider"])
-        if threads is not None
-        else None
-    )
+
     signature = {
         "inputs": [_describe_arg(arg) for arg in session.get_inputs()],
         "outputs": [_describe_arg(arg) for arg in session.get_outputs()],
@@ -404,8 +457,99 @@ def load_model(manifest: Manifest, runtime: RuntimeSettings) -> LoadedModel:
         signature=signature,
         constants=constants,
         batchable=_batchable(manifest, session),
-        concurrent_session=concurrent_session,
+        runtime=runtime,
+        graph_path=graph,
     )
+
+
+UNCACHEABLE = ".uncacheable"
+
+
+def _machine_tag() -> str:
+    """What an ``ORT_ENABLE_ALL`` graph depends on besides the model: onnxruntime's version and the
+    CPU's instruction set (the NCHWc layout is chosen for it)."""
+    import platform
+
+    import onnxruntime as ort
+
+    flags = ""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
+            flags = next((line for line in handle if line.startswith("flags")), "")
+    except OSError:
+        pass
+    digest = hashlib.sha256(f"{platform.machine()}|{flags}".encode()).hexdigest()[:12]
+    return f"ort{ort.__version__}-{digest}"
+
+
+def optimized_graph(manifest: Manifest, runtime: RuntimeSettings) -> Path | None:
+    """Where the optimised graph of this (verified) model is cached, or None without a cache.
+
+    The name holds the model's sha256, onnxruntime's version and a digest of the CPU's flags,
+    so a new model, a new onnxruntime or another machine never reads a stale graph.
+    """
+    if runtime.optimized_model_dir is None:
+        return None
+    graph = runtime.optimized_model_dir / f"{manifest.name}-{manifest.sha256[:16]}-{_machine_tag()}.onnx"
+    return None if graph.with_name(graph.name + UNCACHEABLE).exists() else graph
+
+
+def create_session(data: bytes, graph: Path | None, runtime: RuntimeSettings, threads: int | None = None) -> Any:
+    """A session of the verified model ``data``, using (or filling) the optimised-graph cache.
+
+    With a cached graph, onnxruntime loads it without optimising again (about a quarter of
+    the session's creation time on a ResNet-18). The cache directory must be writable by the
+    service only: its graphs are trusted as the verified model they came from.
+    """
+    import onnxruntime as ort
+
+    options = session_options(runtime, threads)
+    providers = ["CPUExecutionProvider"]
+    if graph is not None and graph.is_file():
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        try:
+            return ort.InferenceSession(graph.read_bytes(), sess_options=options, providers=providers)
+        except Exception:  # unreadable or damaged cache entry: rebuild it from the verified model
+            log.warning("cached optimised graph %s is unusable; rebuilding it", graph.name)
+            options = session_options(runtime, threads)
+    if graph is None:
+        return ort.InferenceSession(data, sess_options=options, providers=providers)
+    partial = graph.with_name(f"{graph.name}.{os.getpid()}.{threading.get_ident()}.partial")
+    try:
+        graph.parent.mkdir(parents=True, exist_ok=True)
+        options.optimized_model_filepath = str(partial)
+        session = ort.InferenceSession(data, sess_options=options, providers=providers)
+        os.replace(partial, graph)  # atomic: a concurrent start never reads half a graph
+    except OSError as err:
+        log.warning("the optimised graph cannot be cached (%s); loading without the cache", type(err).__name__)
+        partial.unlink(missing_ok=True)
+        return ort.InferenceSession(data, sess_options=session_options(runtime, threads), providers=providers)
+    return session
+
+
+def _cached_graph_fits(manifest: Manifest, graph: Path, session: Any, runtime: RuntimeSettings) -> bool:
+    """Whether the cached graph has the original's signature; if not, mark it never to be cached.
+
+    Some older graphs (IR < 4) come back from serialisation with extra graph inputs; such a
+    model is served from the original, without the cache.
+    """
+    import onnxruntime as ort
+
+    if not graph.is_file():
+        return False
+    try:
+        level = session.get_session_options().graph_optimization_level
+        from_cache = level == ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        check_signature(manifest, session if from_cache else create_session(b"", graph, runtime))
+        return True
+    except Exception:  # any failure means: do not use this graph
+        log.warning("model %s: its optimised graph cannot be cached; served without the cache", manifest.name)
+        graph.unlink(missing_ok=True)
+        try:
+            graph.with_name(graph.name + UNCACHEABLE).touch()  # not tried again on the next start
+        except OSError:
+            pass
+        return False
 
 
 def _batchable(manifest: Manifest, session: Any) -> bool:

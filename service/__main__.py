@@ -20,8 +20,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     args = parser.parse_args(argv)
 
-    import uvicorn
-
     from .local import app
 
     options = {
@@ -36,8 +34,13 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.workers == 1:
-            uvicorn.run(app(), **options)  # built here, so a bad setting fails before the port is bound
+            application = app()  # built here, so a bad setting fails before the port is bound
+            import uvicorn
+
+            uvicorn.run(application, **options)
         else:
+            import uvicorn
+
             uvicorn.run("service.local:app", factory=True, workers=args.workers, **options)
     except ServiceError as err:  # a bad setting or a missing secret: say which, no traceback
         print(f"error: {err.code}: {err.detail}", file=sys.stderr)

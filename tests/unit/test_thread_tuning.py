@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -36,6 +37,11 @@ def test_a_second_session_only_when_the_thread_counts_differ():
         MEDAI_MODELS="light-squeezenet", MEDAI_ORT_INTRA_OP_THREADS="2", MEDAI_ORT_CONCURRENT_INTRA_OP_THREADS="1"
     )
     model = engine.registry.get("light-squeezenet")
+    assert model.concurrent_session is None  # built on first concurrency, never during start-up
+    model.run(model._zeros(), concurrent=True)  # uses the first session and starts building the second
+    deadline = time.monotonic() + 60
+    while model.concurrent_session is None and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert (_threads(model.session), _threads(model.concurrent_session)) == (2, 1)
     for session in (model.session, model.concurrent_session):
         assert session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
@@ -54,6 +60,7 @@ def test_both_sessions_give_the_same_answer():
         MEDAI_MODELS="light-squeezenet", MEDAI_ORT_INTRA_OP_THREADS="2", MEDAI_ORT_CONCURRENT_INTRA_OP_THREADS="1"
     )
     model = engine.registry.get("light-squeezenet")
+    model.add_concurrent_session(engine.settings.runtime)
     tensor = engine.prepare("light-squeezenet", read_input("real_fundus_retina.jpg")).first.tensor
     lone, shared = model.run(tensor), model.run(tensor, concurrent=True)
     assert lone.keys() == shared.keys()
@@ -86,6 +93,7 @@ def test_the_runner_uses_the_concurrent_session_only_when_others_are_in_the_inst
         MEDAI_MAX_IN_FLIGHT="1",
     )
     model = engine.registry.get("light-squeezenet")
+    model.add_concurrent_session(engine.settings.runtime)
     seen: list[int] = []
     model.session = _Counting(model.session, seen)
     model.concurrent_session = _Counting(model.concurrent_session, seen)
@@ -112,3 +120,89 @@ def test_the_runner_uses_the_concurrent_session_only_when_others_are_in_the_inst
     assert 1 in seen  # with six in the instance, runs took one core each
     for result in [alone, *results]:
         np.testing.assert_allclose(_probabilities(result), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.requirement("REQ-PERF-007")
+@pytest.mark.parametrize("name,cached", [("syn-seg-dynamic-gray-nchw", True), ("light-squeezenet", False)])
+def test_optimised_graph_cache_is_filled_reused_and_rebuilt_when_damaged(tmp_path, name, cached):
+    """light-squeezenet (IR 3) serialises with extra graph inputs: it must be served uncached, correctly."""
+    cache = tmp_path / "ort-cache"
+    body = read_input("real_fundus_microaneurysms_L.png")
+    reference = make_engine(MEDAI_MODELS=name).predict(name, body)["predictions"]
+
+    def engine():
+        return make_engine(MEDAI_MODELS=name, MEDAI_ORT_OPTIMIZED_MODEL_DIR=str(cache))
+
+    first = engine()
+    assert first.predict(name, body)["predictions"] == reference
+    assert not list(cache.glob("*.partial"))
+    if not cached:
+        assert first.registry.get(name).graph_path is None and list(cache.glob("*.uncacheable"))
+        assert engine().registry.get(name).graph_path is None and not list(cache.glob("*.onnx"))
+        assert engine().predict(name, body)["predictions"] == reference
+        return
+    [graph] = cache.glob("*.onnx")
+    assert graph.name.startswith(f"{name}-") and first.registry.get(name).graph_path == graph
+    written = graph.stat().st_mtime_ns
+
+    second = engine()
+    model = second.registry.get(name)
+    assert graph.stat().st_mtime_ns == written  # read, not rewritten
+    assert model.session.get_session_options().graph_optimization_level.name == "ORT_DISABLE_ALL"
+    assert second.predict(name, body)["predictions"] == reference
+
+    graph.write_bytes(b"not a graph")  # a damaged entry is rebuilt from the verified model
+    assert engine().predict(name, body)["predictions"] == reference
+    assert graph.stat().st_size > 1000
+
+
+_STARTUP_PROBE = """
+import sys, time
+from inference import models
+
+seen = {}
+original = models.ModelRegistry.start
+
+def start(self, *args, **kwargs):
+    seen.setdefault("fastapi_imported_when_loading_began", "fastapi" in sys.modules)
+    return original(self, *args, **kwargs)
+
+models.ModelRegistry.start = start
+import service.local
+seen["fastapi_imported_by_service_local"] = "fastapi" in sys.modules
+application = service.local.app()
+engine = application.state.service.engine
+engine.registry.wait_loaded(60)
+seen["ready"] = engine.registry.ready
+seen["pydicom_right_after_loading"] = "pydicom" in sys.modules
+deadline = time.monotonic() + 60
+while "pydicom" not in sys.modules and time.monotonic() < deadline:
+    time.sleep(0.05)
+seen["pydicom_later"] = "pydicom" in sys.modules
+print(seen)
+"""
+
+
+@pytest.mark.requirement("REQ-PERF-007")
+def test_local_server_loads_models_before_importing_fastapi_and_warms_dicom_after_start_up():
+    import ast
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, TEST_MODELS
+
+    env = {**os.environ, "MEDAI_ENVIRONMENT": "local", "MEDAI_AUTH_MODE": "none",
+           "MEDAI_MODELS_DIR": str(TEST_MODELS), "MEDAI_MODELS": "identity-gray"}  # fmt: skip
+    done = subprocess.run(  # noqa: S603 - our own code
+        [sys.executable, "-c", _STARTUP_PROBE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    seen = ast.literal_eval(done.stdout.strip().splitlines()[-1])
+    assert seen == {
+        "fastapi_imported_by_service_local": False,
+        "fastapi_imported_when_loading_began": False,
+        "ready": True,
+        "pydicom_right_after_loading": False,
+        "pydicom_later": True,
+    }
