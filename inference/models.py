@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .cpu import available_cores
 from .errors import ConfigurationError, ModelIntegrityError, ModelLoadError, ModelNotFound, NotReady, ServiceError
 from .manifest import ONNX_TYPES, Manifest, load_manifest
 from .settings import RuntimeSettings, Settings
@@ -393,16 +394,9 @@ class ModelRegistry:
 _CONCURRENT_LOCK = threading.Lock()
 
 
-def _cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def concurrent_threads(runtime: RuntimeSettings) -> int | None:
     """Intra-op threads of the concurrent session, or None when no second session is needed."""
-    lone = runtime.intra_op_threads or _cores()
+    lone = runtime.intra_op_threads or available_cores()
     wanted = runtime.concurrent_intra_op_threads
     return wanted if wanted and wanted != lone else None
 
@@ -412,7 +406,10 @@ def session_options(runtime: RuntimeSettings, intra_op_threads: int | None = Non
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = runtime.intra_op_threads if intra_op_threads is None else intra_op_threads
+    # 0 means one per usable core, counted here (cgroup quota included) rather than by onnxruntime,
+    # which would count the host's cores in a CPU-limited container.
+    threads = runtime.intra_op_threads if intra_op_threads is None else intra_op_threads
+    options.intra_op_num_threads = threads or available_cores()
     options.inter_op_num_threads = runtime.inter_op_threads
     options.enable_cpu_mem_arena = runtime.memory_arena
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if runtime.allow_spinning else "0")

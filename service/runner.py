@@ -30,7 +30,6 @@ by default.
 from __future__ import annotations
 
 import asyncio
-import os
 import queue
 import threading
 import time
@@ -38,6 +37,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from inference.cpu import available_cores
 from inference.engine import InferenceEngine, Job, PredictOptions
 from inference.errors import Overloaded
 
@@ -47,11 +47,8 @@ def _identity(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def cpu_count() -> int:
-    """Cores this process may use (the affinity mask, not the host's count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    """Cores this process may use (the affinity mask capped by a cgroup CPU quota)."""
+    return available_cores()
 
 
 class InferenceRunner:

@@ -206,3 +206,29 @@ def test_local_server_loads_models_before_importing_fastapi_and_warms_dicom_afte
         "pydicom_right_after_loading": False,
         "pydicom_later": True,
     }
+
+
+@pytest.mark.parametrize(
+    "files,expected_quota",
+    [
+        ({"cpu.max": "200000 100000\n"}, 2.0),  # cgroup v2, cpu: 2
+        ({"cpu.max": "150000 100000\n"}, 1.5),  # cpu: 1500m
+        ({"cpu.max": "max 100000\n"}, None),  # no limit
+        ({"cpu/cpu.cfs_quota_us": "50000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 0.5),  # cgroup v1
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),  # v1, no limit
+        ({}, None),  # no cgroup files (not Linux, or not mounted)
+    ],
+)
+def test_cores_follow_the_cgroup_quota(tmp_path, files, expected_quota):
+    import math
+    import os
+
+    from inference.cpu import available_cores, cgroup_quota
+
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert cgroup_quota(tmp_path) == expected_quota
+    affinity = len(os.sched_getaffinity(0))
+    expected = affinity if expected_quota is None else min(affinity, max(1, math.ceil(expected_quota)))
+    assert available_cores(tmp_path) == expected
