@@ -40,3 +40,32 @@ CONTAINER_PORT: Final = 8080
 
 AUTH_MODE: Final = "entra,api-key"
 ENVIRONMENT: Final = "production"
+
+# Performance presets (issue 8): the settings that matter per hosting shape, chosen from the benchmark
+# suite (bench/). One worker process per instance or pod holds the models (more would multiply their
+# memory): FUNCTIONS_WORKER_PROCESS_COUNT is 1 on AKS and is not set on Flex Consumption, which manages it.
+# With two cores, a request alone runs on both and concurrent ones on one core each (a second session
+# per model, MEDAI_ORT_CONCURRENT_INTRA_OP_THREADS); with one core there is one session and one run.
+PERFORMANCE_PRESETS: Final = {
+    "flex-2gb": {  # Flex Consumption, 2,048 MB instance (one vCPU); the platform runs one Python worker
+        "MEDAI_ORT_INTRA_OP_THREADS": "1",
+        "MEDAI_ORT_CONCURRENT_INTRA_OP_THREADS": "0",
+        "MEDAI_MAX_IN_FLIGHT": "1",
+        "MEDAI_MAX_QUEUE": "16",
+    },
+    "flex-4gb": {  # Flex Consumption, 4,096 MB instance (two vCPUs)
+        "MEDAI_ORT_INTRA_OP_THREADS": "2",
+        "MEDAI_ORT_CONCURRENT_INTRA_OP_THREADS": "1",
+        "MEDAI_MAX_IN_FLIGHT": "2",
+        "MEDAI_MAX_QUEUE": "32",
+    },
+    "aks-pod": {  # the AKS Deployments: limits cpu 2, memory 3-4 GiB
+        "FUNCTIONS_WORKER_PROCESS_COUNT": "1",
+        "PYTHON_THREADPOOL_THREAD_COUNT": "4",
+        "MEDAI_ORT_INTRA_OP_THREADS": "2",
+        "MEDAI_ORT_CONCURRENT_INTRA_OP_THREADS": "1",
+        "MEDAI_MAX_IN_FLIGHT": "2",
+        "MEDAI_MAX_QUEUE": "32",
+    },
+}
+"""Which Flex preset applies is chosen in Bicep from ``functionInstanceMemoryMB`` (4096: flex-4gb)."""

@@ -130,6 +130,7 @@ def config_map(cfg: K8sConfig) -> Manifest:
         "MEDAI_BLOB_ERRORS_CONTAINER": contract.ERRORS_CONTAINER,
         "MEDAI_BLOB_ARCHIVE_CONTAINER": contract.ARCHIVE_CONTAINER,
         "MEDAI_BLOB_POISON_QUEUE": contract.POISON_QUEUE,
+        **{k: v for k, v in contract.PERFORMANCE_PRESETS["aks-pod"].items() if k != "FUNCTIONS_WORKER_PROCESS_COUNT"},
     }
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta("medai-config", cfg), "data": data}
 

@@ -794,6 +794,22 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           name: 'MEDAI_BLOB_POISON_QUEUE'
           value: 'webjobs-blobtrigger-poison'
         }
+        {
+          name: 'MEDAI_MAX_IN_FLIGHT'
+          value: functionInstanceMemoryMB >= 4096 ? '2' : '1'
+        }
+        {
+          name: 'MEDAI_MAX_QUEUE'
+          value: functionInstanceMemoryMB >= 4096 ? '32' : '16'
+        }
+        {
+          name: 'MEDAI_ORT_CONCURRENT_INTRA_OP_THREADS'
+          value: functionInstanceMemoryMB >= 4096 ? '1' : '0'
+        }
+        {
+          name: 'MEDAI_ORT_INTRA_OP_THREADS'
+          value: functionInstanceMemoryMB >= 4096 ? '2' : '1'
+        }
       ]
     }
     functionAppConfig: {

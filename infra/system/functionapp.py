@@ -55,8 +55,21 @@ def function_app_settings() -> list[dict[str, Value]]:
         "MEDAI_BLOB_ERRORS_CONTAINER": contract.ERRORS_CONTAINER,
         "MEDAI_BLOB_ARCHIVE_CONTAINER": contract.ARCHIVE_CONTAINER,
         "MEDAI_BLOB_POISON_QUEUE": contract.POISON_QUEUE,
+        **_performance_preset(),
     }
     return [{"name": k, "value": v} for k, v in settings.items()]
+
+
+def _performance_preset() -> dict[str, Value]:
+    """flex-4gb on 4,096 MB instances, flex-2gb otherwise (contract.PERFORMANCE_PRESETS)."""
+    small, large = contract.PERFORMANCE_PRESETS["flex-2gb"], contract.PERFORMANCE_PRESETS["flex-4gb"]
+    settings: dict[str, Value] = {}
+    for key in sorted(set(small) | set(large)):
+        if small[key] == large[key]:
+            settings[key] = small[key]
+        else:
+            settings[key] = Expr(f"{p.FUNCTION_INSTANCE_MEMORY.name} >= 4096 ? '{large[key]}' : '{small[key]}'")
+    return settings
 
 
 FUNCTION_APP = Resource(
