@@ -9,6 +9,7 @@
 #   make compliance   the compliance gate on reports/junit.xml (run by make test after pytest)
 #   make compliance-docs  regenerate compliance/generated/*.md (requirements, risks, traceability, SOUP, plan)
 #   make bench        the performance suite of issue 8 (needs wrk); BENCH_ARGS=--quick for a smoke run
+#   make bench-publish  make the last full run (reports/bench.json) the README's performance figures
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -36,7 +37,7 @@ HOST ?= 127.0.0.1
 PORT ?= 7071
 
 .PHONY: help serve install install-python test lint workflow-lint scan secrets-scan workflow-scan pytest \
-	sbom functions-package lock model clean infra infra-check checkov batch-demo compliance compliance-docs bench bench-models
+	sbom functions-package lock model clean infra infra-check checkov batch-demo compliance compliance-docs bench bench-models bench-publish
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -147,6 +148,11 @@ BENCH_ARGS ?=
 bench: $(STAMP_DEV) $(STAMP_NODE)
 	@command -v wrk > /dev/null || { echo "wrk is missing: apt-get update && apt-get install -y wrk" >&2; exit 1; }
 	$(PY) -m bench run $(BENCH_ARGS)
+
+# Publish the last full run: it becomes bench/results/latest.json and the README's performance section.
+bench-publish: $(STAMP_DEV)
+	$(PY) -m bench publish reports/bench.json
+	$(PY) tools/make_docs.py
 
 bench-models: $(STAMP_DEV)
 	$(PY) -m bench models

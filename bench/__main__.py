@@ -213,6 +213,27 @@ def run(args: argparse.Namespace) -> int:
     return 2 if (problems or failures) else 0
 
 
+PUBLISHED = ROOT / "bench" / "results" / "latest.json"
+
+
+def publish(report_path: Path) -> int:
+    """Copy a complete, full run's report to bench/results/latest.json (the README renders it)."""
+    from .report import validate_report
+
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    problems = validate_report(report)
+    if report.get("quick"):
+        problems.append("a --quick run is a smoke test, not figures to publish")
+    if problems:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    PUBLISHED.parent.mkdir(parents=True, exist_ok=True)
+    PUBLISHED.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    print(f"published {report_path} as {PUBLISHED.relative_to(ROOT)}; run python tools/make_docs.py")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -227,7 +248,11 @@ def main(argv: list[str] | None = None) -> int:
                             help="setting passed to the served service (repeatable)")  # fmt: skip
     models_parser = sub.add_parser("models", help="generate the benchmark models (cached) and print their directory")
     models_parser.add_argument("--force", action="store_true", help="regenerate even when the cache is current")
+    publish_parser = sub.add_parser("publish", help="make a full run's report the README's performance figures")
+    publish_parser.add_argument("report", help="the JSON report of a full (not --quick) run")
     args = parser.parse_args(argv)
+    if args.command == "publish":
+        return publish(Path(args.report))
     if args.command == "models":
         print(ensure_models(force=args.force))
         return 0

@@ -6,6 +6,10 @@ Sections between ``<!-- BEGIN GENERATED: name -->`` and ``<!-- END GENERATED: na
   :mod:`inference.settings`);
 * ``errors``: every error code, its status and whether a retry helps (from
   :mod:`inference.errors`);
+* ``presets``: the performance presets of the Function App and the AKS pods (from
+  :mod:`infra.contract`);
+* ``performance``: the latest full run of the benchmark suite, rendered from the committed
+  report ``bench/results/latest.json`` (``make bench-publish`` replaces it);
 * ``include:<path>``: another Markdown file of the repository (``infra/README.md``,
   ``pipeline/README.md``, ...), its title dropped and its headings one level
   deeper, so the README holds the whole documentation and cannot drift from the
@@ -50,7 +54,36 @@ def errors_table() -> str:
     return "\n".join(lines)
 
 
-SECTIONS = {"settings": settings_table, "errors": errors_table}
+BENCH_REPORT = ROOT / "bench" / "results" / "latest.json"
+
+
+def performance() -> str:
+    import json
+
+    from bench.report import render as render_bench
+
+    report = json.loads(BENCH_REPORT.read_text(encoding="utf-8"))
+    return "```text\n" + render_bench(report) + "\n```"
+
+
+def presets_table() -> str:
+    from infra.contract import PERFORMANCE_PRESETS
+
+    names = list(PERFORMANCE_PRESETS)
+    keys = sorted({key for preset in PERFORMANCE_PRESETS.values() for key in preset})
+    lines = ["| Setting | " + " | ".join(f"`{n}`" for n in names) + " |", "|---" * (len(names) + 1) + "|"]
+    for key in keys:
+        cells = [f"`{PERFORMANCE_PRESETS[n][key]}`" if key in PERFORMANCE_PRESETS[n] else "(platform)" for n in names]
+        lines.append(f"| `{key}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+SECTIONS = {
+    "settings": settings_table,
+    "errors": errors_table,
+    "performance": performance,
+    "presets": presets_table,
+}
 
 
 def include(path: str) -> str:

@@ -176,3 +176,23 @@ def test_unet_generator_runs_at_any_size_and_manifests_match_the_graphs(tmp_path
         fixed_hw, constants = check_signature(manifest, sessions[name])  # raises on any mismatch
         assert fixed_hw == ((224, 224) if name == bench_models.RESNET_NAME else (None, None))
         assert constants == {}
+
+
+def test_publish_refuses_a_quick_or_broken_report_and_keeps_a_full_one(tmp_path, monkeypatch):
+    import bench.__main__ as cli
+
+    target = tmp_path / "results" / "latest.json"
+    monkeypatch.setattr(cli, "PUBLISHED", target)
+    monkeypatch.setattr(cli, "ROOT", tmp_path)
+    report = _synthetic_report()
+    report["targets"] = compute_targets(report, "bench-resnet18")
+    quick = tmp_path / "quick.json"
+    quick.write_text(json.dumps(report))
+    assert cli.publish(quick) == 2 and not target.exists()
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({**report, "quick": False, "machine": {}}))
+    assert cli.publish(broken) == 2 and not target.exists()
+    full = tmp_path / "full.json"
+    full.write_text(json.dumps({**report, "quick": False}))
+    assert cli.publish(full) == 0
+    assert json.loads(target.read_text()) == {**report, "quick": False}
