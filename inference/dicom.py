@@ -133,6 +133,8 @@ def _decode_dataset(
     if not transfer_syntax:
         raise CorruptImage("The DICOM file meta information has no Transfer Syntax UID.")
 
+    if "PixelData" not in ds and _cut_short(ds, len(data)):
+        raise CorruptImage("The DICOM file ends inside an element, before any Pixel Data: it is truncated.")
     sop_class = ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID")
     _check_sop_class(sop_class)
     if "PixelData" not in ds:
@@ -344,6 +346,24 @@ def _read(data: bytes) -> Dataset:
         raise
     except Exception as err:  # anything the parser raises on client bytes is a client error
         raise CorruptImage("The body is not a readable DICOM Part 10 file.") from err
+
+
+def _cut_short(ds: Dataset, size: int) -> bool:
+    """Whether the file ends inside its data set: nothing after the file meta, or a last element
+    that does not end where the file does.
+
+    pydicom stops silently at the end of the data, so a file cut in its header parses as an object
+    without Pixel Data. The last element is judged in its raw form (the SOP Class is read, and so
+    converted, only after this); a cut exactly between two elements cannot be told from a
+    complete object.
+    """
+    if not ds._dict:  # noqa: SLF001 - the raw elements keep their file offsets
+        return True
+    last = next(reversed(ds._dict.values()))  # noqa: SLF001
+    tell, length = getattr(last, "value_tell", None), getattr(last, "length", None)
+    if not isinstance(tell, int) or not isinstance(length, int) or length == 0xFFFFFFFF:
+        return False
+    return tell + length != size
 
 
 def _check_sop_class(sop_class: Any) -> None:

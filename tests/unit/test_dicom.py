@@ -295,6 +295,20 @@ def test_no_pixel_data_is_refused(engine):
 
 
 @pytest.mark.requirement("REQ-FUNC-003")
+@pytest.mark.parametrize(
+    "cut",
+    [
+        274,  # inside the first element after the file meta: no data set at all
+        459,  # inside the SOP Class UID (its value starts at 448 and is 26 bytes long)
+        1000,  # inside a patient attribute, long before Pixel Data (which starts at byte 6300)
+    ],
+)
+def test_a_file_cut_in_its_header_is_corrupt_not_an_object_without_pixel_data(engine, cut):
+    error = refused(engine, "identity-gray", read_input("real_CT_small.dcm")[:cut])
+    assert (error.status, error.code) == (422, "corrupt_image")
+
+
+@pytest.mark.requirement("REQ-FUNC-003")
 @pytest.mark.parametrize("name", ["syn_ct_truncated_pixeldata.dcm", "real_MR_truncated.dcm"])
 def test_truncated_pixel_data_is_422(engine, name):
     error = refused(engine, "identity-gray", name)
