@@ -91,10 +91,37 @@ def _manifest(args: argparse.Namespace) -> int:
             "intensity": "display",
         },
         "labels": [],
-        "postprocess": {"output": session.get_outputs()[0].name},
+        "postprocess": _draft_postprocess(args.task, session.get_outputs()[0], layout),
     }
-    print(json.dumps(draft, indent=2))
+    text = json.dumps(draft, indent=2) + "\n"
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}: check input.intensity, size, range, mean/std and labels", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
     return 0
+
+
+def _draft_postprocess(task: str, output: Any, layout: str) -> dict[str, Any]:
+    """The postprocess section a draft proposes, from the first output's type and shape.
+
+    Segmentation: an integer output is a label map; a float output with one channel (or none) is a
+    probability map, thresholded (``binary``); a float output with several channels holds one score
+    per class (``scores``, argmax). Classification: softmax over the logits, top 5.
+    """
+    post: dict[str, Any] = {"output": output.name}
+    if task == "classification":
+        post.update(activation="softmax", top_k=5)
+    elif task == "segmentation":
+        shape = list(output.shape)
+        channel = shape[layout.index("C")] if len(shape) == len(layout) and "C" in layout else 1
+        if output.type not in ("tensor(float)", "tensor(float16)", "tensor(double)"):
+            post["kind"] = "label_map"
+        elif isinstance(channel, int) and channel > 1:
+            post["kind"] = "scores"
+        else:
+            post.update(kind="binary", threshold=0.5)
+    return post
 
 
 def _settings_doc(_: argparse.Namespace) -> int:
@@ -132,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     manifest.add_argument("--name", required=True)
     manifest.add_argument("--version", default="1.0.0")
     manifest.add_argument("--task", default="raw", choices=("classification", "segmentation", "raw"))
+    manifest.add_argument("--out", help="write the draft to this file (default: standard output)")
     manifest.set_defaults(func=_manifest)
 
     sub.add_parser("settings-doc", help="print the configuration table").set_defaults(func=_settings_doc)

@@ -292,3 +292,47 @@ def test_a_misconfigured_start_names_the_problem_without_a_traceback(tmp_path, c
     run = subprocess.run([sys.executable, *args], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True)
     assert run.returncode == 2
     assert message in run.stderr and "Traceback" not in run.stderr
+
+
+@pytest.mark.requirement("REQ-FUNC-025", "REQ-FUNC-014")
+def test_cli_manifest_draft_of_a_probability_map_thresholds_it(tmp_path: Path):
+    """A one-channel float output is drafted as a binary mask; served as drafted, its foreground is
+    the pixels where onnxruntime's own output, on the image as Pillow decodes it, exceeds 0.5."""
+    import onnxruntime as ort
+    from PIL import Image
+
+    from inference.engine import InferenceEngine
+
+    source = TEST_MODELS / "syn-seg-dynamic-gray-nchw" / "model.onnx"
+    target = tmp_path / "models" / "my-seg"
+    target.mkdir(parents=True)
+    (target / "seg.onnx").write_bytes(source.read_bytes())
+    subprocess.run(
+        [sys.executable, "-m", "inference", "manifest", str(target / "seg.onnx"), "--name", "my-seg",
+         "--task", "segmentation", "--out", str(target / "manifest.json")],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    draft = json.loads((target / "manifest.json").read_text())
+    assert draft["file"] == "seg.onnx"
+    assert draft["postprocess"] == {"output": "mask", "kind": "binary", "threshold": 0.5}
+
+    engine = InferenceEngine(Settings.from_env({"MEDAI_ENVIRONMENT": "local", "MEDAI_AUTH_MODE": "none",
+                                                "MEDAI_MODELS_DIR": str(tmp_path / "models")}))  # fmt: skip
+    engine.registry.start(background=False)
+    [prediction] = engine.predict("my-seg", read_input("gray_ok_64.jpg"))["predictions"]
+
+    pixels = np.asarray(Image.open(INPUTS / "gray_ok_64.jpg").convert("L"), dtype=np.float32) / 255.0
+    [mask] = ort.InferenceSession(str(source)).run(None, {"image": pixels[None, None]})
+    foreground = int((mask[0, 0] > 0.5).sum())
+    counts = {c["index"]: c["pixel_count"] for c in prediction["classes"]}
+    assert counts == {0: pixels.size - foreground, 1: foreground}
+
+
+@pytest.mark.requirement("REQ-FUNC-025")
+def test_cli_manifest_draft_of_an_integer_output_is_a_label_map():
+    out = subprocess.run(
+        [sys.executable, "-m", "inference", "manifest", str(ROOT / "models" / "ct-tissue-seg" / "model.onnx"),
+         "--name", "x", "--task", "segmentation"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert json.loads(out.stdout)["postprocess"] == {"output": "labels", "kind": "label_map"}
