@@ -28,6 +28,7 @@ import numpy as np
 
 from .decode import decode
 from .image import DecodedImage
+from .malloc import set_mmap_threshold
 from .models import LoadedModel, ModelRegistry
 from .postprocess import postprocess
 from .preprocess import PreparedFrame, prepare_frame
@@ -88,6 +89,8 @@ class InferenceEngine:
         instance_ref: Callable[[str], str] | None = None,
     ) -> None:
         self.settings = settings
+        # Before the first large tensor is allocated: the allocator's policy is process-wide.
+        set_mmap_threshold(settings.runtime.malloc_mmap_threshold)
         self.registry = registry or ModelRegistry(settings)
         self._instance_ref = instance_ref
         if self.registry.on_loaded is None:

@@ -141,6 +141,13 @@ class RuntimeSettings:
         "Use onnxruntime's CPU memory arena. Off keeps RSS flat when input sizes vary.",
         False,
     )
+    malloc_mmap_threshold: int = _s(
+        "MEDAI_MALLOC_MMAP_THRESHOLD",
+        "Blocks of this many bytes and more get their own memory mapping from the C allocator (glibc), "
+        "returned to the system when freed, so RSS does not keep the largest image ever served. "
+        "0 keeps glibc's dynamic threshold. At most 33554432.",
+        65536,
+    )
     optimized_model_dir: Path | None = _s(
         "MEDAI_ORT_OPTIMIZED_MODEL_DIR",
         "Directory where optimised graphs are cached between starts (empty: no cache).",
@@ -408,6 +415,8 @@ class Settings:
         ):
             if value <= 0:
                 raise ConfigurationError(f"{name} must be positive")
+        if not 0 <= self.runtime.malloc_mmap_threshold <= 32 * MiB:
+            raise ConfigurationError("MEDAI_MALLOC_MMAP_THRESHOLD must be between 0 and 33554432 (glibc's limit)")
         if self.limits.max_pixels > PILLOW_MAX_IMAGE_PIXELS:
             raise ConfigurationError(
                 f"MEDAI_MAX_PIXELS may not exceed {PILLOW_MAX_IMAGE_PIXELS}, Pillow's decompression-bomb threshold"
