@@ -13,7 +13,9 @@
   or ``LogsAndContainerScan`` (polling, the container image on AKS), comes from
   ``MEDAI_BLOB_SOURCE``.
 * ``blob_poison``: the host's poison queue for blobs that failed every retry;
-  each gets its error record, so no input is silently dropped.
+  the version that failed (the message's ETag) gets its ``retries_exhausted``
+  error record, so no input is silently dropped; newer content at that path, or
+  an input already recorded and moved, is left alone.
 * ``warmup``: the warm-up trigger loads and warms every model before the
   instance receives traffic, where the hosting plan sends warm-up calls.
 

@@ -316,11 +316,16 @@ class BlobSettings:
     )
     after_success: Literal["move", "tag", "keep"] = _s(
         "MEDAI_BLOB_AFTER_SUCCESS",
-        "What happens to an input once its result is written: `move` to the archive container (lets the KEDA "
-        "blob scaler scale to zero), `tag` with `medai-status=processed`, or `keep`.",
+        "What happens to an input once its result or error record is written: `move` to the archive container "
+        "(lets the KEDA blob scaler scale to zero), `tag` with `medai-status` `processed` or `failed`, or `keep`; with "
+        "`tag` and `keep` the input stays, so the KEDA blob scaler, which counts blobs, never scales to zero.",
         "move",
     )
-    model: str = _s("MEDAI_BLOB_MODEL", "Model applied to blobs; empty uses the default model.", "")
+    model: str = _s(
+        "MEDAI_BLOB_MODEL",
+        "Model applied to blobs (and by the backfill, unless `--model`); empty uses the default model.",
+        "",
+    )
     poison_queue: str = _s(
         "MEDAI_BLOB_POISON_QUEUE",
         "Queue where the Functions host puts blobs that failed every retry.",

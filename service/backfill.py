@@ -2,14 +2,24 @@
 
     python -m service.backfill                          # every input blob (MEDAI_BLOB_* settings)
     python -m service.backfill --prefix 2026/12/        # only under a prefix
+    python -m service.backfill --retry-failed           # the archived failures, under their own names
     python -m service.backfill --local-dir DIR --out OUT  # a folder: OUT/results, OUT/errors
 
 Each input goes through :class:`service.batch.BatchProcessor`, the handler the
 blob trigger uses, so the rules are the same: an input whose result (or error
 record) matches its content and the model is skipped without inference; new
-content or a new model version is (re)processed. The run is safe to interrupt
+content or a new model version is (re)processed; a ``retries_exhausted`` record
+answers nothing, so its input is processed again. The run is safe to interrupt
 and re-run: nothing is lost (an input leaves the input container only after its
 record is written) and nothing is doubled (a re-run skips what is done).
+
+``--retry-failed`` takes the archived failures instead (``failed/<path>`` in the
+archive container, :class:`service.storage.FailedArchive`) and processes each as
+the input ``<path>``: its error record is replaced by a result (the copy moves to
+``processed/<path>``) or by a new error record (the copy stays in ``failed/``).
+
+The containers must exist (in Azure, main.bicep creates them): a missing one is
+an error naming it, exit status 2; on the local emulator they are created.
 
 A progress bar goes to stderr; the summary (processed, skipped, failed by code,
 transient) is printed as JSON on stdout. Exit status: 0 when every input ended
@@ -29,12 +39,21 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from inference.errors import ServiceError
+from inference.errors import ConfigurationError, ServiceError
 from inference.settings import Settings
 
 from .batch import BatchProcessor, Outcome
 from .logs import configure_logging
-from .storage import STATUS_TAG, BlobStore, ItemProperties, LocalStore, RecordSnapshot, blob_service_client
+from .storage import (
+    STATUS_TAG,
+    BlobStore,
+    FailedArchive,
+    ItemProperties,
+    LocalStore,
+    RecordSnapshot,
+    blob_service_client,
+    is_emulator,
+)
 from .wiring import build_engine
 
 log = logging.getLogger("medai.backfill")
@@ -103,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m service.backfill", description=__doc__.splitlines()[0])
     parser.add_argument("--container", help="input container (default MEDAI_BLOB_INPUT_CONTAINER)")
     parser.add_argument("--prefix", default="", help="only inputs whose name starts with this")
+    parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="retry the archived failures (failed/<path> in the archive container) under their own names <path>",
+    )
     parser.add_argument("--local-dir", type=Path, help="process a local folder instead of a container")
     parser.add_argument("--out", type=Path, help="with --local-dir: where results/ and errors/ are written")
     parser.add_argument("--model", help="model name (default MEDAI_BLOB_MODEL, else the default model)")
@@ -128,7 +152,16 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     settings = Settings.from_env()
     configure_logging(dataclasses.replace(settings, log_level=args.log_level))
-    engine = build_engine(settings)
+    if args.retry_failed and (args.local_dir or args.container or args.after_success not in (None, "move")):
+        parser.error(
+            "--retry-failed reads the archive container's failed/ and moves successes to processed/: "
+            "it takes no --local-dir, --container or --after-success"
+        )
+    if args.container and args.container in _record_containers(settings):
+        parser.error(
+            f"{args.container} holds records or archived inputs, not inputs (its records would be named "
+            "after the archive path); to retry failures use --retry-failed"
+        )
     if args.local_dir:
         if not args.out:
             parser.error("--local-dir needs --out")
@@ -136,8 +169,15 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         policy = args.after_success or "keep"
     else:
         client = blob_service_client(settings.blob.storage, environment=settings.environment)
-        store = RecordSnapshot(BlobStore(client, settings.blob, input_container=args.container), args.prefix)
-        policy = args.after_success or settings.blob.after_success
+        if args.retry_failed:
+            blobs: BlobStore = FailedArchive(client, settings.blob)
+            policy = "move"
+        else:
+            blobs = BlobStore(client, settings.blob, input_container=args.container)
+            policy = args.after_success or settings.blob.after_success
+        _check_containers(blobs, settings, needs_archive=policy == "move")
+        store = RecordSnapshot(blobs, args.prefix)
+    engine = build_engine(settings)  # after the storage checks: a missing container fails before models load
     processor = BatchProcessor(
         engine, store, model_name=args.model or settings.blob.model or None, after_success=policy
     )
@@ -153,6 +193,32 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return 130
     print(json.dumps(summary, indent=2), flush=True)
     return 1 if summary["transient"] else 0
+
+
+def _record_containers(settings: Settings) -> set[str]:
+    blob = settings.blob
+    return {blob.results_container, blob.errors_container, blob.archive_container}
+
+
+def _check_containers(store: BlobStore, settings: Settings, *, needs_archive: bool) -> None:
+    """Fail with the missing containers' names, or create them on the local emulator.
+
+    Raises:
+        ConfigurationError: A container is missing from a real storage account.
+    """
+    kinds = ("input", "result", "error", "archive") if needs_archive else ("input", "result", "error")
+    missing = store.missing_containers(kinds)
+    if not missing:
+        return
+    if is_emulator(settings.blob.storage):
+        store.ensure_containers()
+        log.warning("created the missing containers on the local emulator: %s", ", ".join(missing))
+        return
+    which = f"container {missing[0]} does" if len(missing) == 1 else f"containers {', '.join(missing)} do"
+    raise ConfigurationError(
+        f"{which} not exist in the storage account (in Azure main.bicep creates the containers; check "
+        "MEDAI_BLOB_*_CONTAINER, --container and the account of the MEDAI_BLOB_CONNECTION setting)"
+    )
 
 
 if __name__ == "__main__":

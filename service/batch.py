@@ -7,13 +7,17 @@ For one input (a blob, or a file of a local folder):
    or over ``MEDAI_MAX_BODY_BYTES`` is a permanent failure.
 2. It is read (at most the limit, and only if its ETag is unchanged), and its
    sha256 computed.
-3. **Idempotency rule**: a result or error record for the same input path whose
-   ``input_sha256`` and ``model_sha256`` equal this content's and the model's is
-   already the answer: nothing is recomputed or rewritten. Otherwise the input
-   is inferred and the record written; a concurrent writer of the same record
-   wins and this one becomes a no-op. So processing the same content with the
-   same model is always a no-op, however often the input is re-delivered or
-   re-uploaded; new content, or a new model, replaces the record.
+3. **Idempotency rule**: a record for the same input path *answers* the input
+   when its ``input_sha256`` and ``model_sha256`` equal this content's and the
+   model's and it is final: a result, or an error record whose problem a retry
+   cannot fix (every 4xx). Then nothing is recomputed or rewritten. An error
+   record whose problem is retryable (``retries_exhausted``, written by the
+   poison path) answers nothing: the same bytes re-uploaded, or retried from the
+   archive, are processed again and the record replaced. Otherwise the input is
+   inferred and the record written; a concurrent writer of the same record wins
+   and this one becomes a no-op. So processing the same content with the same
+   model is a no-op once it has a final record, however often the input is
+   re-delivered or re-uploaded; new content, or a new model, replaces the record.
 4. **Permanent failures** (every 4xx of the error tree: corrupt, empty,
    unsupported, too large...) write an error record (the problem document with
    its stable code) and the invocation *succeeds*, so the host does not retry.
@@ -33,6 +37,7 @@ Logs never carry the input's name (it may hold identifiers): they use
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import threading
@@ -63,9 +68,14 @@ ERROR_SCHEMA = "medai-flow/batch-error/v1"
 
 
 class RetriesExhausted(ServiceError):
+    """Every attempt hit a transient failure. Retryable: the same input can succeed later, so
+    its record is not an answer for the idempotency rule (a re-upload or a retry reprocesses it).
+    """
+
     code = "retries_exhausted"
     status = 500
-    title = "The input failed on every attempt; the host stopped retrying"
+    title = "The input failed on every attempt; re-upload it or run the backfill with --retry-failed"
+    retryable = True
 
 
 @dataclass
@@ -174,6 +184,8 @@ class BatchProcessor:
             if _same(previous_error, info):
                 self._finish(item, data, "failed")
                 return self._done(Outcome("skipped", name), ref, request_id, started)
+            if self._superseded(sha, existing, previous_error, ref):
+                return self._done(Outcome("skipped", name), ref, request_id, started)
             started_at = _now()
             # Several inputs at once (backfill workers, concurrent invocations): one core per run.
             result = self.engine.predict(self.model_name, data, request_id=request_id, concurrent=self._running > 1)
@@ -217,6 +229,8 @@ class BatchProcessor:
         if _same(existing_error, info):  # this very refusal is already recorded: nothing to rewrite
             self._finish(item, data if (data or item.size == 0) else None, "failed")
             return self._done(Outcome("skipped", item.name), ref, request_id, started)
+        if self._superseded(sha, stale_result, existing_error, ref):
+            return self._done(Outcome("skipped", item.name), ref, request_id, started)
         self.write_error(
             item, sha, error, request_id, model_fields=_model_fields(model), info=info, existing=existing_error
         )
@@ -244,6 +258,8 @@ class BatchProcessor:
             existing: The error record already there, when the caller looked it up
                 (None: there is none); ``False`` looks it up here.
         """
+        # A problem a retry can fix leaves the input open to reprocessing (see the idempotency rule).
+        info = dataclasses.replace(info, final=not error.retryable)
         if existing is False:
             existing = self.store.record("error", item.name)
         document = {
@@ -255,6 +271,25 @@ class BatchProcessor:
             "finished_at": _now(),
         }
         self.store.write_record("error", item.name, document, info, replace=existing or None)
+
+    def _superseded(self, sha: str | None, result: RecordInfo | None, error: RecordInfo | None, ref: str) -> bool:
+        """Whether an archived copy (``store.stale_inputs``) is older than what its name's record answers.
+
+        In the input container the input is by construction the newest version at its path, so any
+        record of other content is stale and replaced. An archived failed copy may instead be older
+        than a later upload's record: it may replace only an error record of its own content, or of
+        content refused on its size alone (no sha256 recorded), or no record; never a result of other
+        content. A superseded copy is left where it is.
+        """
+        if not self.store.stale_inputs:
+            return False
+        if result is not None:
+            newer = sha is None or result.input_sha256 != sha  # a refusal on size never replaces a result
+        else:
+            newer = error is not None and error.input_sha256 is not None and error.input_sha256 != sha
+        if newer:
+            log.info("archived copy superseded by the record of other content; left as it is", extra={"input_ref": ref})
+        return newer
 
     def _input_fields(self, item: ItemProperties, sha: str | None) -> dict[str, Any]:
         return {
@@ -295,8 +330,11 @@ class BatchProcessor:
 
 
 def _same(record: RecordInfo | None, info: RecordInfo) -> bool:
-    """Whether ``record`` already answers this content (or, unread, this version) with this model."""
-    if record is None or record.model_sha256 != info.model_sha256:
+    """Whether ``record`` already answers this content (or, unread, this version) with this model.
+
+    A record that is not final (its problem is retryable: ``retries_exhausted``) answers nothing.
+    """
+    if record is None or not record.final or record.model_sha256 != info.model_sha256:
         return False
     if info.input_sha256 is not None:
         return record.input_sha256 == info.input_sha256
@@ -308,11 +346,25 @@ def _model_fields(manifest: Any) -> dict[str, Any]:
     return {"name": manifest.name, "version": manifest.version, "sha256": manifest.sha256, "task": manifest.task}
 
 
+def _bare(etag: Any) -> str:
+    """An ETag without its quotes: messages and headers quote it, listings and record metadata do not."""
+    return str(etag or "").strip('"')
+
+
 def handle_poison_message(processor: BatchProcessor, message: dict[str, Any]) -> Outcome:
     """Record an input the Functions host gave up on (its poison-queue message).
 
-    The message is the host's: ``{"FunctionId", "BlobType", "ContainerName", "BlobName", "ETag"}``.
-    The error record is ``retries_exhausted``; the input is archived under ``failed/``.
+    The message is the host's: ``{"FunctionId", "BlobType", "ContainerName", "BlobName", "ETag"}``;
+    the ETag names the version that failed. What happens:
+
+    * The blob is there with **another ETag**: newer content was uploaded since; its own trigger
+      processes it, so nothing is written (the old version is gone anyway).
+    * The blob is **gone** and its name has a record: a later attempt (or a newer version) was
+      recorded and moved; that record is the answer, nothing is written.
+    * Otherwise (the failed version is still there, or gone without any record) the error record
+      is ``retries_exhausted`` (retryable: a re-upload of the same bytes, or
+      ``python -m service.backfill --retry-failed``, processes it again), a stale result of older
+      content is removed, and the input is archived under ``failed/``.
 
     Raises:
         InternalError: The message does not name a blob.
@@ -320,30 +372,43 @@ def handle_poison_message(processor: BatchProcessor, message: dict[str, Any]) ->
     name = message.get("BlobName")
     if not isinstance(name, str) or not name:
         raise InternalError("The poison message names no blob.")
+    ref = opaque_ref(name)
+    store = processor.store
+    failed_etag = _bare(message.get("ETag"))
     manifest = processor.engine.registry.manifest(processor.model_name)
-    item = processor.store.properties(name)
+    item = store.properties(name)
+    result, error_record = store.record("result", name), store.record("error", name)
     data: bytes | None = None
     if item is None:
-        item = ItemProperties(name=name, size=0, etag=str(message.get("ETag", "")))
+        if result is not None or error_record is not None:
+            # Moved only once its record was written: by a later attempt of this very version (the
+            # result's input_etag is the message's) or by a newer version's own run.
+            same_version = result is not None and _bare(result.input_etag) == failed_etag
+            log.info(
+                "poison message of an input already recorded and moved: nothing to do",
+                extra={"input_ref": ref, "same_version": same_version},
+            )
+            return Outcome("skipped", name)
+        item = ItemProperties(name=name, size=0, etag=str(message.get("ETag", "")))  # nothing left to read
+    elif failed_etag and _bare(item.etag) != failed_etag:
+        log.info(
+            "poison message of an older version: the new content is left to its own trigger", extra={"input_ref": ref}
+        )
+        return Outcome("skipped", name)
     elif item.size <= processor.limit:
-        data = processor.store.read(item, processor.limit)
-    sha = hashlib.sha256(data).hexdigest() if data else None
-    if _same(processor.store.record("result", name), RecordInfo(None, sha, manifest.sha256, None)):
-        return Outcome("skipped", name)  # a later attempt succeeded after all
-    error = RetriesExhausted(
-        "Every attempt failed with a transient error (storage, timeout or a model not loading); "
-        "see the logs of the request id. Re-upload the input or run the backfill to try again."
-    )
+        data = store.read(item, processor.limit)
+    sha = hashlib.sha256(data).hexdigest() if data is not None else None
+    info = RecordInfo(None, sha, manifest.sha256, item.etag)
+    if _same(result, info) or _same(error_record, info):
+        return Outcome("skipped", name)  # a later attempt answered it after all
     request_id = uuid.uuid4().hex
     processor.write_error(
-        item,
-        sha,
-        error,
-        request_id,
-        model_fields=_model_fields(manifest),
-        info=RecordInfo(None, sha, manifest.sha256, item.etag),
+        item, sha, RetriesExhausted(), request_id, model_fields=_model_fields(manifest), info=info,
+        existing=error_record,
     )
-    if item.etag and processor.store.properties(name) is not None:
-        processor.store.finish(item, data, "failed", processor.after_success)
-    log.warning("poison input recorded", extra={"input_ref": opaque_ref(name), "request_id": request_id})
-    return Outcome("failed", name, error.code)
+    if result is not None:  # a stale result of older content at this path: one record per input
+        store.delete_record("result", name)
+    if item.etag and store.properties(name) is not None:
+        store.finish(item, data, "failed", processor.after_success)
+    log.warning("poison input recorded", extra={"input_ref": ref, "request_id": request_id})
+    return Outcome("failed", name, RetriesExhausted.code)

@@ -9,11 +9,13 @@ managed identity in Azure and a connection string only for the local emulator.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,6 +24,8 @@ from inference.settings import BlobSettings, StorageConnection
 
 RESULT_SUFFIX = ".json"
 STATUS_TAG = "medai-status"
+FAILED_PREFIX = "failed/"
+PROCESSED_PREFIX = "processed/"
 
 
 @dataclass(frozen=True)
@@ -37,12 +41,21 @@ class ItemProperties:
 
 @dataclass(frozen=True)
 class RecordInfo:
-    """An existing result or error record, as far as idempotency needs it."""
+    """An existing result or error record, as far as idempotency needs it.
+
+    Attributes:
+        final: Whether the record can answer its input for good: a result, or an error
+            record whose problem a retry cannot fix. False for an error record whose
+            problem is retryable (``retries_exhausted``), and for a blob error record
+            written before records said so (its ``retryable`` metadata is missing): such
+            a record does not stop the input from being processed again.
+    """
 
     etag: str | None
     input_sha256: str | None
     model_sha256: str | None
     input_etag: str | None
+    final: bool = True
 
 
 class InputChanged(TransientFailure):
@@ -53,9 +66,16 @@ class InputChanged(TransientFailure):
 
 
 class Store(Protocol):
-    """Inputs, results, errors and the archive of one batch location."""
+    """Inputs, results, errors and the archive of one batch location.
+
+    Attributes:
+        description: Where the inputs are, for the records' ``input.location``.
+        stale_inputs: Whether an input may be older than its name's record (archived
+            copies, :class:`FailedArchive`): then a record of other content is never replaced.
+    """
 
     description: str
+    stale_inputs: bool
 
     def list_inputs(self, prefix: str = "") -> Iterator[ItemProperties]: ...
 
@@ -83,6 +103,35 @@ def _quoted(etag: Any) -> str:
 def record_name(name: str) -> str:
     """The result or error record name of an input: its full path plus ``.json``."""
     return name + RESULT_SUFFIX
+
+
+def _record_metadata(kind: str, info: RecordInfo) -> dict[str, str]:
+    metadata = {
+        "input_sha256": info.input_sha256 or "",
+        "model_sha256": info.model_sha256 or "",
+        "input_etag": (info.input_etag or "").strip('"'),
+    }
+    if kind == "error":
+        metadata["retryable"] = "false" if info.final else "true"
+    return metadata
+
+
+def _record_info(kind: str, etag: str, metadata: dict[str, str] | None) -> RecordInfo:
+    meta = metadata or {}
+    return RecordInfo(  # metadata cannot hold None: it was written as ""
+        etag=etag,
+        input_sha256=meta.get("input_sha256") or None,
+        model_sha256=meta.get("model_sha256") or None,
+        input_etag=meta.get("input_etag") or None,
+        # An error record answers for good only when it says its problem is permanent.
+        final=kind != "error" or meta.get("retryable") == "false",
+    )
+
+
+def is_emulator(connection: StorageConnection) -> bool:
+    """Whether ``connection`` is the local storage emulator's (Azurite): its connection string."""
+    text = connection.connection_string or ""
+    return not connection.blob_service_uri and ("UseDevelopmentStorage=true" in text or "devstoreaccount1" in text)
 
 
 # --- Azure Blob Storage --------------------------------------------------------------------
@@ -120,8 +169,7 @@ def _create_client(connection: StorageConnection, environment: str) -> Any:
         return BlobServiceClient(account_url=connection.blob_service_uri, credential=credential)
     if connection.connection_string:
         text = connection.connection_string
-        emulator = "UseDevelopmentStorage=true" in text or "devstoreaccount1" in text
-        if environment != "local" and not emulator:
+        if environment != "local" and not is_emulator(connection):
             raise ConfigurationError(
                 "A storage connection string is accepted only for the local emulator; in Azure use an identity-"
                 "based connection (<connection>__blobServiceUri and __credential=managedidentity)."
@@ -140,6 +188,8 @@ class BlobStore:
         client: A ``BlobServiceClient``.
         settings: Container names and policies.
     """
+
+    stale_inputs = False
 
     def __init__(self, client: Any, settings: BlobSettings, *, input_container: str | None = None) -> None:
         self._client = client
@@ -162,6 +212,23 @@ class BlobStore:
                 self._client.create_container(container)
             except ResourceExistsError:
                 pass
+
+    def missing_containers(self, kinds: Sequence[str] = ("input", "result", "error", "archive")) -> list[str]:
+        """The containers of ``kinds`` that do not exist, by name.
+
+        Asks for the first page of each listing, which needs no permission beyond what
+        processing needs (a container's properties would need more with some roles).
+        """
+        from azure.core.exceptions import ResourceNotFoundError
+
+        missing = []
+        for kind in kinds:
+            container = self._client.get_container_client(self._containers[kind])
+            try:
+                next(container.list_blobs(results_per_page=1).by_page(), None)
+            except ResourceNotFoundError:
+                missing.append(self._containers[kind])
+        return missing
 
     def _blob(self, kind: str, name: str) -> Any:
         return self._client.get_blob_client(self._containers[kind], name)
@@ -213,13 +280,7 @@ class BlobStore:
             props = self._blob(kind, record_name(name)).get_blob_properties()
         except ResourceNotFoundError:
             return None
-        meta = props.metadata or {}
-        return RecordInfo(
-            etag=str(props.etag),
-            input_sha256=meta.get("input_sha256"),
-            model_sha256=meta.get("model_sha256"),
-            input_etag=meta.get("input_etag"),
-        )
+        return _record_info(kind, str(props.etag), props.metadata)
 
     def write_record(
         self, kind: str, name: str, document: dict[str, Any], info: RecordInfo, replace: RecordInfo | None
@@ -234,11 +295,7 @@ class BlobStore:
         from azure.storage.blob import ContentSettings
 
         body = json.dumps(document, indent=2, sort_keys=True).encode("utf-8")
-        metadata = {
-            "input_sha256": info.input_sha256 or "",
-            "model_sha256": info.model_sha256 or "",
-            "input_etag": (info.input_etag or "").strip('"'),
-        }
+        metadata = _record_metadata(kind, info)
         conditions: dict[str, Any] = {}
         if replace is None:
             conditions = {"overwrite": False}
@@ -261,13 +318,7 @@ class BlobStore:
         for blob in container.list_blobs(name_starts_with=prefix or None, include=["metadata"]):
             if not blob.name.endswith(RESULT_SUFFIX):
                 continue
-            meta = blob.metadata or {}
-            yield blob.name[: -len(RESULT_SUFFIX)], RecordInfo(
-                etag=_quoted(blob.etag),
-                input_sha256=meta.get("input_sha256"),
-                model_sha256=meta.get("model_sha256"),
-                input_etag=meta.get("input_etag"),
-            )
+            yield blob.name[: -len(RESULT_SUFFIX)], _record_info(kind, _quoted(blob.etag), blob.metadata)
 
     def delete_record(self, kind: str, name: str) -> None:
         from azure.core.exceptions import ResourceNotFoundError
@@ -299,8 +350,8 @@ class BlobStore:
             except ResourceNotFoundError:
                 pass
             return
-        folder = "processed" if outcome == "processed" else "failed"
-        target = self._blob("archive", f"{folder}/{item.name}")
+        folder = PROCESSED_PREFIX if outcome == "processed" else FAILED_PREFIX
+        target = self._blob("archive", folder + item.name)
         try:
             if data is not None:
                 target.upload_blob(data, overwrite=True)
@@ -331,6 +382,40 @@ class BlobStore:
         target.commit_block_list(block_ids)
 
 
+class FailedArchive(BlobStore):
+    """The archived failed inputs as a batch location: ``failed/<path>`` is the input ``<path>``.
+
+    For retrying failures under their own names (``python -m service.backfill --retry-failed``):
+    the records are those of ``<path>`` in the results and errors containers, so a retry replaces
+    the input's error record by a result (or by a new error record), never adds a second one.
+    A success moves ``failed/<path>`` to ``processed/<path>``; a new failure leaves it where it is.
+
+    An archived copy may be older than its name's record (a newer upload succeeded since), so
+    :attr:`stale_inputs` is set: the processor then replaces only an error record of the same
+    content, and leaves a copy whose name answers other content in ``failed/``.
+    """
+
+    stale_inputs = True
+
+    def __init__(self, client: Any, settings: BlobSettings) -> None:
+        super().__init__(client, settings, input_container=settings.archive_container)
+        self.description = f"container {settings.archive_container}, {FAILED_PREFIX}"
+
+    def _blob(self, kind: str, name: str) -> Any:
+        if kind == "input":
+            return self._client.get_blob_client(self.input_container, FAILED_PREFIX + name)
+        return super()._blob(kind, name)
+
+    def list_inputs(self, prefix: str = "") -> Iterator[ItemProperties]:
+        for item in super().list_inputs(FAILED_PREFIX + prefix):
+            yield dataclasses.replace(item, name=item.name[len(FAILED_PREFIX) :])
+
+    def finish(self, item: ItemProperties, data: bytes | None, outcome: str, policy: str) -> None:
+        """Move a success to ``processed/<path>``; a failure is already archived under ``failed/``."""
+        if outcome == "processed":
+            super().finish(item, data, outcome, policy)
+
+
 # --- a local folder ----------------------------------------------------------------------
 
 
@@ -340,6 +425,8 @@ class LocalStore:
     Layout of ``out``: ``results/<relative path>.json``, ``errors/<relative path>.json`` and,
     with the ``move`` policy, ``archive/processed|failed/<relative path>``.
     """
+
+    stale_inputs = False
 
     def __init__(self, input_dir: Path, out_dir: Path) -> None:
         self.input_dir = input_dir.resolve()
@@ -367,7 +454,11 @@ class LocalStore:
     @staticmethod
     def _props(name: str, path: Path) -> ItemProperties:
         stat = path.stat()
-        return ItemProperties(name=name, size=stat.st_size, etag=f"{stat.st_mtime_ns}-{stat.st_size}")
+        # As a blob's Last-Modified reads: UTC, whole seconds (its HTTP date has no fraction).
+        modified = datetime.fromtimestamp(stat.st_mtime, UTC).isoformat(timespec="seconds")
+        return ItemProperties(
+            name=name, size=stat.st_size, etag=f"{stat.st_mtime_ns}-{stat.st_size}", last_modified=modified
+        )
 
     def properties(self, name: str) -> ItemProperties | None:
         path = self._input_path(name)
@@ -395,6 +486,7 @@ class LocalStore:
             input_sha256=document.get("input", {}).get("sha256"),
             model_sha256=(document.get("model") or {}).get("sha256"),
             input_etag=document.get("input", {}).get("etag"),
+            final=not (document.get("problem") or {}).get("retryable", False),
         )
 
     def write_record(

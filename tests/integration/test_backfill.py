@@ -113,12 +113,13 @@ def test_interrupted_backfill_resumes_without_loss_or_doubling(azurite):
     assert len(archived) == len(names)
 
 
-@pytest.mark.requirement("REQ-FUNC-024")
+@pytest.mark.requirement("REQ-FUNC-024", "REQ-FUNC-013")
 def test_backfill_local_folder(tmp_path):
     source = tmp_path / "in"
     (source / "series a").mkdir(parents=True)
     (source / "series a" / "CT.dcm").write_bytes(read_input(GOOD))
     (source / "bad.png").write_bytes(read_input("png_truncated.png"))
+    os.utime(source / "series a" / "CT.dcm", (1709296496.75, 1709296496.75))  # 2024-03-01 12:34:56.75 UTC
     out_dir = tmp_path / "out"
     env = {"MEDAI_ENVIRONMENT": "local", "MEDAI_AUTH_MODE": "none"}
     run = backfill(env, "--local-dir", str(source), "--out", str(out_dir), "--no-progress")
@@ -131,6 +132,8 @@ def test_backfill_local_folder(tmp_path):
         "soft_tissue": 11846,
         "bone": 1024,
     }
+    # Last modified as a blob's reads (its HTTP date: UTC, whole seconds), not null.
+    assert result["input"]["last_modified"] == "2024-03-01T12:34:56+00:00"
     assert json.loads((out_dir / "errors" / "bad.png.json").read_text())["problem"]["code"] == "corrupt_image"
     assert (source / "series a" / "CT.dcm").exists()  # a local folder is kept by default
     rerun = backfill(env, "--local-dir", str(source), "--out", str(out_dir), "--no-progress")
@@ -178,3 +181,139 @@ def test_record_snapshot_answers_what_each_record_request_would(azurite):
     summary = json.loads(again.communicate(timeout=300)[0])
     assert summary["skipped"] == len(names) and summary["processed"] == 0
     assert listing(client, env["MEDAI_BLOB_RESULTS_CONTAINER"]) == before
+
+
+# --- retrying failures, missing containers ---------------------------------------------------
+
+
+def records(client: BlobServiceClient, env: dict[str, str]) -> dict[str, str]:
+    """Every record by input name: ``result`` or ``error`` (a name listed twice fails the test)."""
+    found: dict[str, str] = {}
+    for kind, key in (("result", "RESULTS"), ("error", "ERRORS")):
+        for name in listing(client, env[f"MEDAI_BLOB_{key}_CONTAINER"]):
+            assert name.removesuffix(".json") not in found, f"two records for {name}"
+            found[name.removesuffix(".json")] = kind
+    return found
+
+
+def record_etags(client: BlobServiceClient, env: dict[str, str]) -> dict[str, str]:
+    results, errors = env["MEDAI_BLOB_RESULTS_CONTAINER"], env["MEDAI_BLOB_ERRORS_CONTAINER"]
+    return {**listing(client, results), **listing(client, errors)}
+
+
+@pytest.mark.requirement("REQ-FUNC-024", "REQ-FUNC-023", "REQ-FUNC-022")
+def test_retry_failed_replaces_each_error_record_under_its_own_name(azurite):
+    from service.batch import BatchProcessor, handle_poison_message
+    from service.storage import BlobStore
+    from tests.conftest import make_engine, make_settings
+
+    env = {**containers_env(azurite), "MEDAI_ENVIRONMENT": "local", "MEDAI_AUTH_MODE": "none"}
+    client = BlobServiceClient.from_connection_string(azurite.connection_string)
+    fill(client, env, good=0)  # the containers, and two permanent failures under bad/
+    settings = make_settings(**env)
+    processor = BatchProcessor(make_engine(**env), BlobStore(client, settings.blob))
+    inputs = client.get_container_client(env["MEDAI_BLOB_INPUT_CONTAINER"])
+
+    def poisoned(name: str, source: str) -> None:  # the host gave up on it: retries_exhausted, failed/<name>
+        etag = inputs.upload_blob(name, read_input(source), overwrite=True).get_blob_properties().etag
+        assert handle_poison_message(processor, {"BlobName": name, "ETag": etag}).code == "retries_exhausted"
+
+    poisoned("stuck/CT.dcm", GOOD)
+    poisoned("later/CT.dcm", GOOD)  # ... then a newer version at that path succeeded
+    inputs.upload_blob("later/CT.dcm", read_input("real_CT_j2k_lossy_693.dcm"))
+    assert processor.process("later/CT.dcm").status == "processed"
+    for name in [b.name for b in inputs.list_blobs()]:
+        processor.process(name)  # bad/...: permanent failures, archived under failed/
+    assert records(client, env) == {
+        "stuck/CT.dcm": "error",
+        "later/CT.dcm": "result",
+        "bad/syn_ct_truncated_pixeldata.dcm": "error",
+        "bad/not_an_image.png": "error",
+    }
+    archive = env["MEDAI_BLOB_ARCHIVE_CONTAINER"]
+    before = record_etags(client, env)
+
+    run = backfill(env, "--retry-failed", "--no-progress")
+    out, err = run.communicate(timeout=300)
+    assert run.returncode == 0, err
+    summary = json.loads(out)
+    assert (summary["inputs"], summary["processed"], summary["skipped"], summary["failed"]) == (4, 1, 3, {})
+    # Every input name still has exactly one record, under its own name (none under failed/).
+    assert records(client, env) == {
+        "stuck/CT.dcm": "result",
+        "later/CT.dcm": "result",
+        "bad/syn_ct_truncated_pixeldata.dcm": "error",
+        "bad/not_an_image.png": "error",
+    }
+    result = json.loads(
+        client.get_blob_client(env["MEDAI_BLOB_RESULTS_CONTAINER"], "stuck/CT.dcm.json").download_blob().readall()
+    )
+    assert result["input"]["name"] == "stuck/CT.dcm"
+    assert {c["label"]: c["pixel_count"] for c in result["result"]["predictions"][0]["classes"]} == {
+        "air": 3514,
+        "soft_tissue": 11846,
+        "bone": 1024,
+    }
+    after = record_etags(client, env)
+    # The permanent failures are the same answer (not rewritten); the newer version's result is kept.
+    for name in ("bad/syn_ct_truncated_pixeldata.dcm.json", "bad/not_an_image.png.json", "later/CT.dcm.json"):
+        assert after[name] == before[name]
+    assert sorted(listing(client, archive)) == [
+        "failed/bad/not_an_image.png",
+        "failed/bad/syn_ct_truncated_pixeldata.dcm",
+        "failed/later/CT.dcm",  # the older copy, superseded by the newer version's result: left as it is
+        "processed/later/CT.dcm",
+        "processed/stuck/CT.dcm",
+    ]
+
+    # The old recipe (the archive as the input container) is refused: it named records after failed/<path>.
+    old = backfill(env, "--container", archive, "--prefix", "failed/", "--no-progress")
+    _, err = old.communicate(timeout=300)
+    assert old.returncode == 2 and "--retry-failed" in err
+    assert "failed" not in " ".join(records(client, env))
+
+
+@pytest.mark.requirement("REQ-FUNC-024")
+def test_backfill_creates_missing_containers_on_the_emulator(azurite):
+    env = {**containers_env(azurite), "MEDAI_ENVIRONMENT": "local", "MEDAI_AUTH_MODE": "none"}
+    client = BlobServiceClient.from_connection_string(azurite.connection_string)
+    client.create_container(env["MEDAI_BLOB_INPUT_CONTAINER"]).upload_blob("a/CT.dcm", read_input(GOOD))
+    run = backfill(env, "--no-progress")  # results, errors and archive containers do not exist yet
+    out, err = run.communicate(timeout=300)
+    assert run.returncode == 0, err
+    assert json.loads(out)["processed"] == 1
+    assert list(listing(client, env["MEDAI_BLOB_RESULTS_CONTAINER"])) == ["a/CT.dcm.json"]
+    assert list(listing(client, env["MEDAI_BLOB_ARCHIVE_CONTAINER"])) == ["processed/a/CT.dcm"]
+
+
+@pytest.mark.requirement("REQ-FUNC-024")
+def test_backfill_names_a_missing_container_of_a_real_account(tmp_path, monkeypatch):
+    # Azurite with an account of its own: to the service a storage account like any in Azure, not the emulator's.
+    import base64
+
+    from tools.azurite import Azurite
+
+    key = base64.b64encode(os.urandom(32)).decode()
+    monkeypatch.setenv("AZURITE_ACCOUNTS", f"medaiaccount:{key}")
+    server = Azurite(tmp_path)
+    try:
+        connection = (
+            f"DefaultEndpointsProtocol=http;AccountName=medaiaccount;AccountKey={key};"
+            f"BlobEndpoint=http://127.0.0.1:{server.blob_port}/medaiaccount;"
+        )
+        env = {**containers_env(server), "AzureWebJobsStorage": connection, "MEDAI_ENVIRONMENT": "local"}
+        env["MEDAI_AUTH_MODE"] = "none"
+        client = BlobServiceClient.from_connection_string(connection)
+        client.create_container(env["MEDAI_BLOB_INPUT_CONTAINER"]).upload_blob("a/CT.dcm", read_input(GOOD))
+        run = backfill(env, "--no-progress")
+        out, err = run.communicate(timeout=300)
+        assert run.returncode == 2 and out == ""
+        assert "Traceback" not in err
+        line = err.strip().splitlines()[-1]  # after the JSON log lines, one line for the operator
+        assert line.startswith("error: configuration_error: containers ")
+        missing = [env[f"MEDAI_BLOB_{key}_CONTAINER"] for key in ("RESULTS", "ERRORS", "ARCHIVE")]
+        assert f"{', '.join(missing)} do not exist" in line and env["MEDAI_BLOB_INPUT_CONTAINER"] not in line
+        assert sorted(c.name for c in client.list_containers()) == [env["MEDAI_BLOB_INPUT_CONTAINER"]]  # none made
+        assert list(listing(client, env["MEDAI_BLOB_INPUT_CONTAINER"])) == ["a/CT.dcm"]
+    finally:
+        server.stop()

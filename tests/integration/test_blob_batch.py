@@ -8,6 +8,7 @@ context; the extension's own converter is exercised too.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import types
 import uuid
@@ -192,28 +193,112 @@ def test_the_sdk_binding_extension_gives_the_function_a_working_blob_client(func
     assert counts(result) == CT_COUNTS
 
 
+def poison_message(container: str, name: str, etag: str) -> func.QueueMessage:
+    """The message the host puts in its poison queue for a blob that failed every retry."""
+    body = {
+        "Type": "BlobTrigger",
+        "FunctionId": "Host.Functions.process_blob",
+        "BlobType": "BlockBlob",
+        "ContainerName": container,
+        "BlobName": name,
+        "ETag": etag,
+    }
+    return func.QueueMessage(body=json.dumps(body).encode())
+
+
+def listed(client, container: str) -> dict[str, str]:
+    return {b.name: b.etag for b in client.get_container_client(container).list_blobs()}
+
+
 @pytest.mark.requirement("REQ-FUNC-023")
 def test_poison_message_leaves_an_error_record(function_module):
     module, client = function_module
     blob = module.settings.blob
-    client.get_blob_client(blob.input_container, "stuck/CT.dcm").upload_blob(read_input("real_CT_small.dcm"))
-    message = func.QueueMessage(
-        body=json.dumps(
-            {
-                "Type": "BlobTrigger",
-                "FunctionId": "Host.Functions.process_blob",
-                "BlobType": "BlockBlob",
-                "ContainerName": blob.input_container,
-                "BlobName": "stuck/CT.dcm",
-                "ETag": '"0x8DC0000000000"',
-            }
-        ).encode()
-    )
+    uploaded = client.get_blob_client(blob.input_container, "stuck/CT.dcm").upload_blob(read_input("real_CT_small.dcm"))
+    message = poison_message(blob.input_container, "stuck/CT.dcm", uploaded["etag"])  # the version that failed
     _indexed(module)["blob_poison"].get_user_function()(message)
     record = json.loads(client.get_blob_client(blob.errors_container, "stuck/CT.dcm.json").download_blob().readall())
     assert record["problem"]["code"] == "retries_exhausted"
+    assert record["problem"]["retryable"] is True  # transient on every attempt: a later try can succeed
     assert record["input"]["sha256"] == __import__("hashlib").sha256(read_input("real_CT_small.dcm")).hexdigest()
     assert [b.name for b in client.get_container_client(blob.archive_container).list_blobs()] == ["failed/stuck/CT.dcm"]
+
+
+@pytest.mark.requirement("REQ-FUNC-022", "REQ-FUNC-023")
+def test_identical_reupload_after_retries_exhausted_is_processed(function_module):
+    # A retries_exhausted record is not the answer: the same bytes uploaded again get their result.
+    module, client = function_module
+    blob = module.settings.blob
+    functions = _indexed(module)
+    data = read_input("real_CT_small.dcm")
+    uploaded = client.get_blob_client(blob.input_container, "again/CT.dcm").upload_blob(data)
+    functions["blob_poison"].get_user_function()(poison_message(blob.input_container, "again/CT.dcm", uploaded["etag"]))
+    assert sorted(listed(client, blob.errors_container)) == ["again/CT.dcm.json"]
+
+    again = client.get_blob_client(blob.input_container, "again/CT.dcm")
+    again.upload_blob(data)  # identical bytes, under the same name
+    functions["process_blob"].get_user_function()(again, InvocationContext("process_blob"))
+    assert listed(client, blob.errors_container) == {}  # the error record was replaced, not kept beside
+    result = json.loads(client.get_blob_client(blob.results_container, "again/CT.dcm.json").download_blob().readall())
+    assert counts(result) == CT_COUNTS
+    assert listed(client, blob.input_container) == {}
+    assert "processed/again/CT.dcm" in listed(client, blob.archive_container)
+
+
+@pytest.mark.requirement("REQ-FUNC-023", "REQ-FUNC-022")
+def test_poison_message_of_an_older_version_leaves_the_new_content_to_its_trigger(function_module):
+    module, client = function_module
+    blob = module.settings.blob
+    functions = _indexed(module)
+    path = client.get_blob_client(blob.input_container, "replaced/CT.dcm")
+    v1 = path.upload_blob(read_input("real_CT_small.dcm"))
+    v2 = path.upload_blob(read_input("real_CT_j2k_lossy_693.dcm"), overwrite=True)
+    assert v1["etag"] != v2["etag"]
+    functions["blob_poison"].get_user_function()(poison_message(blob.input_container, "replaced/CT.dcm", v1["etag"]))
+    assert listed(client, blob.errors_container) == {} and listed(client, blob.archive_container) == {}
+    assert listed(client, blob.input_container) == {"replaced/CT.dcm": v2["etag"].strip('"')}  # untouched
+
+    functions["process_blob"].get_user_function()(path, InvocationContext("process_blob"))  # v2's own trigger
+    result_blob = client.get_blob_client(blob.results_container, "replaced/CT.dcm.json")
+    result = json.loads(result_blob.download_blob().readall())
+    assert result["input"]["sha256"] == hashlib.sha256(read_input("real_CT_j2k_lossy_693.dcm")).hexdigest()
+    assert result["status"] == "succeeded" and listed(client, blob.errors_container) == {}
+    assert list(listed(client, blob.archive_container)) == ["processed/replaced/CT.dcm"]
+
+
+@pytest.mark.requirement("REQ-FUNC-023", "REQ-FUNC-022")
+def test_poison_message_of_an_input_already_processed_and_moved_writes_nothing(function_module):
+    # The host gave up on one delivery while another succeeded and moved the blob.
+    module, client = function_module
+    blob = module.settings.blob
+    functions = _indexed(module)
+    path = client.get_blob_client(blob.input_container, "done/CT.dcm")
+    uploaded = path.upload_blob(read_input("real_CT_small.dcm"))
+    functions["process_blob"].get_user_function()(path, InvocationContext("process_blob"))
+    results, archive = listed(client, blob.results_container), listed(client, blob.archive_container)
+    assert list(results) == ["done/CT.dcm.json"] and list(archive) == ["processed/done/CT.dcm"]
+
+    functions["blob_poison"].get_user_function()(poison_message(blob.input_container, "done/CT.dcm", uploaded["etag"]))
+    assert listed(client, blob.errors_container) == {}  # no error record next to the result
+    assert listed(client, blob.results_container) == results  # the result not rewritten
+    assert listed(client, blob.archive_container) == archive
+
+
+@pytest.mark.requirement("REQ-FUNC-023")
+def test_poison_message_of_new_content_removes_the_stale_result(function_module):
+    # One record per input: the older content's result gives way to the new version's error record.
+    module, client = function_module
+    blob = module.settings.blob
+    functions = _indexed(module)
+    path = client.get_blob_client(blob.input_container, "redo/CT.dcm")
+    path.upload_blob(read_input("real_CT_small.dcm"))
+    functions["process_blob"].get_user_function()(path, InvocationContext("process_blob"))
+    v2 = path.upload_blob(read_input("real_CT_j2k_lossy_693.dcm"))
+    functions["blob_poison"].get_user_function()(poison_message(blob.input_container, "redo/CT.dcm", v2["etag"]))
+    assert listed(client, blob.results_container) == {}
+    record = json.loads(client.get_blob_client(blob.errors_container, "redo/CT.dcm.json").download_blob().readall())
+    assert record["problem"]["code"] == "retries_exhausted"
+    assert record["input"]["sha256"] == hashlib.sha256(read_input("real_CT_j2k_lossy_693.dcm")).hexdigest()
 
 
 # --- idempotency ----------------------------------------------------------------------------
@@ -251,6 +336,25 @@ def test_new_content_at_the_same_path_replaces_the_record(batch):
     assert batch.processor.process("same/path.dcm").status == "processed"
     assert batch.names("errors") == []  # exactly one record per input: the stale error is gone
     assert counts(batch.document("results", "same/path.dcm.json")) == CT_COUNTS
+
+
+@pytest.mark.requirement("REQ-FUNC-022")
+def test_an_error_record_not_marked_permanent_is_not_an_answer(batch):
+    # Error records written before they carried their problem's `retryable` cannot tell a
+    # retries_exhausted from a permanent refusal: they are reprocessed once, then marked.
+    batch.upload("old/bad.dcm", read_input("syn_ct_truncated_pixeldata.dcm"))
+    assert batch.processor.process("old/bad.dcm").code == "corrupt_pixel_data"
+    record = batch.client.get_blob_client(batch.settings.blob.errors_container, "old/bad.dcm.json")
+    metadata = record.get_blob_properties().metadata
+    assert metadata["retryable"] == "false"
+    record.set_blob_metadata({k: v for k, v in metadata.items() if k != "retryable"})  # as an older version wrote it
+    batch.upload("old/bad.dcm", read_input("syn_ct_truncated_pixeldata.dcm"))
+    assert (batch.processor.process("old/bad.dcm").status, record.get_blob_properties().metadata["retryable"]) == (
+        "failed",
+        "false",
+    )
+    batch.upload("old/bad.dcm", read_input("syn_ct_truncated_pixeldata.dcm"))
+    assert batch.processor.process("old/bad.dcm").status == "skipped"
 
 
 @pytest.mark.requirement("REQ-FUNC-023")
