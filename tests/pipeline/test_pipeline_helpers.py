@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 import json
+import re
 import stat
 import zipfile
 from pathlib import Path
@@ -12,10 +14,13 @@ from pathlib import Path
 import pytest
 from workflow_data import REPO
 
+from inference.errors import ConfigurationError
+from inference.settings import Settings
 from infra import __main__ as infra_cli
 from infra import manifests as infra_manifests
 from pipeline import (checkov_workflows, deployment_outputs, function_package, manifest_check, secrets_gate,
                       template_parameters)
+from security.auth import build_authenticator
 
 # --- deployment_outputs ----------------------------------------------------------------------------------
 
@@ -71,6 +76,16 @@ def test_the_connection_string_is_validated_but_never_a_job_output() -> None:
     assert "appInsightsConnectionString" in deployment_outputs.REQUIRED_OUTPUTS
     broken = dict(GOOD_OUTPUTS, appInsightsConnectionString={"type": "String", "value": "a\n::stop-commands::x"})
     assert _run_outputs(broken)[0] == 1
+
+
+@pytest.mark.parametrize("name", ["entraTenantId", "workloadIdentityClientId", "entraAudience"])
+@pytest.mark.requirement("REQ-REG-005", "REQ-SEC-014")
+def test_the_ids_are_validated_but_read_by_the_job_that_uses_them(name: str) -> None:
+    # GitHub would pass on "" for a job output holding a secret's value (the tenant id is AZURE_TENANT_ID's).
+    code, out, _ = _run_outputs(GOOD_OUTPUTS)
+    assert code == 0 and f"{name}=" not in out and GOOD_OUTPUTS[name]["value"] not in out
+    assert _run_outputs(GOOD_OUTPUTS, "--value", name)[1:] == (GOOD_OUTPUTS[name]["value"] + "\n", "")
+    assert _run_outputs(dict(GOOD_OUTPUTS, **{name: {"type": "String", "value": ""}}), "--value", name)[0] == 1
 
 
 @pytest.mark.requirement("REQ-REG-005")
@@ -322,6 +337,80 @@ def test_the_command_names_each_problem_and_fails(tmp_path: Path, capsys: pytest
     assert "02-configmap.yaml: still holds the placeholder 'placeholder'" in capsys.readouterr().err
     assert manifest_check.main([str(_render(tmp_path / "ok")), *argv[1:]]) == 0
     assert manifest_check.main([str(tmp_path / "empty"), *argv[1:]]) == 1
+
+
+def _config_map(directory: Path) -> dict[str, str]:
+    """The ``data`` of the rendered ConfigMap, i.e. the environment the pods start with."""
+    (config,) = [obj for _, obj, _ in manifest_check.load_manifests(directory) if obj["kind"] == "ConfigMap"]
+    return config["data"]
+
+
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
+def test_an_empty_tenant_is_refused_as_the_pods_would_refuse_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # What rollout-aks rendered when GitHub dropped the entraTenantId job output (it equals the
+    # AZURE_TENANT_ID secret): `--entra-tenant-id ""`.
+    empty = _render(tmp_path / "empty", **{"--entra-tenant-id": ""})
+    assert _config_map(empty)["MEDAI_ENTRA_TENANT_ID"] == ""
+    # The independent judge: the service's own start-up (settings, then the authenticator) with the
+    # ConfigMap as its environment refuses it, and accepts the same manifests with a tenant.
+    with pytest.raises(ConfigurationError, match="MEDAI_ENTRA_TENANT_ID"):
+        build_authenticator(Settings.from_env(_config_map(empty)))
+    build_authenticator(Settings.from_env(_config_map(_render(tmp_path / "full"))))
+
+    found = manifest_check.problems(manifest_check.load_manifests(empty), REAL)
+    assert found == ["02-configmap.yaml: ConfigMap medai-config: MEDAI_ENTRA_TENANT_ID is empty "
+                     "(main.bicep output entraTenantId)"]
+    argv = [str(empty), "--namespace", REAL.namespace, "--service-account", REAL.service_account,
+            "--workload-client-id", REAL.workload_client_id, "--image", REAL.image]
+    assert manifest_check.main(argv) == 1
+    assert "MEDAI_ENTRA_TENANT_ID is empty" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("flag", "setting"), [
+    ("--entra-audience", "MEDAI_ENTRA_AUDIENCE"),
+    ("--key-vault-uri", "MEDAI_KEY_VAULT_URI"),
+    ("--storage-account", "AzureWebJobsStorage__accountName"),
+    ("--workload-client-id", "AzureWebJobsStorage__clientId"),
+])
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
+def test_every_other_required_setting_left_empty_fails(tmp_path: Path, flag: str, setting: str) -> None:
+    rendered = _render(tmp_path, **{flag: ""})
+    assert _config_map(rendered)[setting] == ""
+    found = manifest_check.problems(manifest_check.load_manifests(rendered), REAL)
+    assert f"02-configmap.yaml: ConfigMap medai-config: {setting} is empty" in "\n".join(found)
+
+
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
+def test_an_empty_expected_value_fails_even_where_the_manifests_match_it(tmp_path: Path) -> None:
+    # An empty --image compared with containers rendered with an empty image would otherwise match.
+    manifests = manifest_check.load_manifests(_render(tmp_path, **{"--image": ""}))
+    found = manifest_check.problems(manifests, manifest_check.Expected(**{**REAL.__dict__, "image": ""}))
+    assert found == ["--image is empty"]
+    for field, flag in [("namespace", "--namespace"), ("service_account", "--service-account"),
+                        ("workload_client_id", "--workload-client-id")]:
+        expected = manifest_check.Expected(**{**REAL.__dict__, field: " "})
+        assert f"{flag} is empty" in manifest_check.problems(manifest_check.load_manifests(_render(tmp_path / field)),
+                                                             expected)
+
+
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
+def test_the_required_settings_are_the_ones_infra_renders_from_those_outputs(tmp_path: Path) -> None:
+    # Each required setting exists in the rendered ConfigMap and carries the value of the flag fed
+    # from the main.bicep output it names (the flag's help says which output it takes).
+    commands = next(a for a in infra_cli._parser()._actions if isinstance(a, argparse._SubParsersAction))
+    flags = {}
+    for action in commands.choices["k8s"]._actions:
+        named = re.search(r"Bicep output (\w+)", action.help or "")
+        if named:
+            flags[named[1]] = action.option_strings[-1]
+    values = {"--entra-tenant-id": "72f988bf-86f1-41af-91ab-2d7cd011db47", "--entra-audience": "api://medai-flow",
+              "--key-vault-uri": "https://kv-medai-flow.vault.azure.net/", "--storage-account": "stmedaiflow",
+              "--workload-client-id": REAL.workload_client_id}
+    data = _config_map(_render(tmp_path))
+    for setting, output in manifest_check.REQUIRED_SETTINGS.items():
+        assert data[setting] == values[flags[output]], setting
 
 
 # --- checkov_workflows -----------------------------------------------------------------------------------
