@@ -494,6 +494,46 @@ def test_the_smoke_port_forward_reaches_the_http_pods_health_routes(
         assert paths == probed, f"smoke checks {paths}, the pods are probed on {probed}"
 
 
+def deploy_by_hand_script() -> str:
+    """The shell block of infra/README.md's "Deploy by hand", continuation lines folded."""
+    readme = (REPO / "infra" / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Deploy by hand"):]
+    section = section[:section.index("\n## ", 1)]
+    blocks = re.findall(r"^```bash\n(.*?)^```", section, re.M | re.S)
+    script = next(block for block in blocks if "python -m infra k8s" in block)
+    return re.sub(r"\\\n\s*", " ", script)
+
+
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
+def test_the_manual_smoke_test_runs_no_pod_and_forwards_the_http_service(
+    deploy: dict[str, Any], workflow_manifests: Path
+) -> None:
+    files = rendered(workflow_manifests)
+    (namespace,) = objects(files, "Namespace").values()
+    # Why no ad-hoc pod can do the check: Pod Security `restricted` rejects a pod without the security
+    # context the generated ones have, and the default-deny policy (every pod, both directions) blocks it.
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert any(policy["spec"]["podSelector"] == {} and set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+               and not policy["spec"].get("ingress") and not policy["spec"].get("egress")
+               for policy in objects(files, "NetworkPolicy").values())
+    script = deploy_by_hand_script()
+    kubectl = [line for line in script.splitlines() if re.search(r"\bkubectl\b", line)]
+    assert kubectl
+    for line in kubectl:
+        assert not re.search(r"\bkubectl\b.*\s(run|debug|exec|create)\s", line), line
+    forward = re.search(r'kubectl -n "\$\(out k8sNamespace\)" port-forward service/([\w-]+) (\d+):(\d+)', script)
+    assert forward, "the manual smoke test reaches the Service through a port-forward"
+    smoke = next(s for s in job_scripts(deploy["jobs"]["smoke"]) if "kubectl port-forward" in s)
+    pipeline_forward = re.search(r"port-forward --namespace \"\$K8S_NAMESPACE\" service/([\w-]+) (\d+):(\d+)", smoke)
+    assert (forward[1], forward[3]) == (pipeline_forward[1], pipeline_forward[3]), "the same Service and port"
+    assert forward[1] in objects(files, "Service")
+    loop = re.search(r"for path in ([\w/ -]+); do\s+curl [^\n]*http://127\.0\.0\.1:(\d+)\$\{path\}", script)
+    assert loop and loop[2] == forward[2], "curl goes to the forwarded local port"
+    container = objects(files, "Deployment")["medai-http"]["spec"]["template"]["spec"]["containers"][0]
+    probed = {container[probe]["httpGet"]["path"] for probe in ("livenessProbe", "readinessProbe")}
+    assert set(loop[1].split()) == probed
+
+
 @pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
 def test_the_namespace_manifest_applied_first_is_rendered(deploy: dict[str, Any], workflow_manifests: Path) -> None:
     script = "\n".join(job_scripts(deploy["jobs"]["rollout-aks"]))
