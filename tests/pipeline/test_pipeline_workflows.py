@@ -143,11 +143,35 @@ def test_only_the_deploy_jobs_may_request_an_oidc_token(workflows: dict[str, dic
 @pytest.mark.requirement("REQ-SEC-014")
 def test_write_scopes_are_the_minimum_per_job(deploy: dict[str, Any]) -> None:
     expected = {job_id: {"id-token"} for job_id in DEPLOY_JOBS}
-    expected["build-image"] = {"id-token", "attestations"}
+    expected["build-image"] = {"id-token", "attestations", "artifact-metadata"}
     expected["ci"] = set()
     for job_id, job in deploy["jobs"].items():
         writes = {scope for scope, level in job["permissions"].items() if level == "write"}
         assert writes == expected[job_id], job_id
+
+
+ACTION_PERMISSIONS = {
+    # The action's README (v3.1 onwards; v4 wraps actions/attest): id-token for the Sigstore signing
+    # certificate, attestations to persist the attestation, artifact-metadata for the artifact storage
+    # record that push-to-registry creates (without it the record is dropped with a warning).
+    "actions/attest-build-provenance": {"id-token", "attestations", "artifact-metadata"},
+}
+"""Write scopes the job of a step using the action needs, as each action documents them."""
+
+
+@pytest.mark.requirement("REQ-SEC-014", "REQ-REG-004")
+def test_a_job_grants_every_scope_its_actions_document(workflows: dict[str, dict[str, Any]]) -> None:
+    used = set()
+    for name, workflow in workflows.items():
+        for job_id, job in workflow["jobs"].items():
+            writes = {scope for scope, level in job.get("permissions", {}).items() if level == "write"}
+            for step in job.get("steps", []):
+                action = str(step.get("uses", "")).split("@", 1)[0]
+                if action in ACTION_PERMISSIONS:
+                    used.add(action)
+                    missing = ACTION_PERMISSIONS[action] - writes
+                    assert not missing, f"{name}:{job_id} uses {action} without {sorted(missing)}: write"
+    assert used == set(ACTION_PERMISSIONS)
 
 
 @pytest.mark.requirement("REQ-SEC-014", "REQ-REG-005")
