@@ -64,6 +64,7 @@ Entra mode (infra's ``MEDAI_AUTH_MODE``) without a tenant or an audience is a st
 ``ConfigurationError`` (security/auth.py); without the vault URI the API keys and the PHI hash key
 cannot be read; without the account name and the identity's client id the Functions host has no
 storage, so the pods never become ready."""
+
 _POD_OWNERS: Final = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"})
 
 
