@@ -98,8 +98,8 @@ secrets-scan: $(STAMP_DEV)
 	$(PY) -m pipeline.secrets_gate $(REPORTS)/secrets.baseline
 
 # checkov's GitHub Actions checks on the workflows. checkov silently drops a workflow its bundled schema
-# rejects (it predates the `attestations` permission): pipeline/checkov_workflows.py hides only those
-# permission lines from it, and fails unless every workflow was scanned with no failed check.
+# rejects (it predates the `attestations` and `artifact-metadata` permissions): pipeline/checkov_workflows.py
+# hides only those permission lines from it, and fails unless every workflow was scanned with no failed check.
 CHECKOV_WORKFLOWS := $(REPORTS)/checkov-workflows
 workflow-scan: $(STAMP_CHECKOV)
 	rm -rf $(CHECKOV_WORKFLOWS) $(CHECKOV_WORKFLOWS)-report

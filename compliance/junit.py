@@ -135,6 +135,7 @@ def read_junit(path: Path, tests: Mapping[str, TestFunction]) -> tuple[JunitRun,
             findings.append(Finding(
                 "junit", key,
                 f"pytest recorded requirements {sorted(requirements)} but the source declares {sorted(declared)}; "
-                "mark functions, classes or modules with literal IDs (not parameters)",
+                "mark functions, classes or modules with literal IDs (not parameters), "
+                "or re-run pytest if the markers changed after this JUnit file was written",
             ))
     return run, findings

@@ -3,8 +3,8 @@
 checkov validates each workflow against a GitHub workflow JSON schema it bundles
 before running any check, and *drops a file that does not validate without
 reporting it*: the run still says "Passed checks: N, Failed checks: 0". Its
-schema (checkov 3.3.30) predates the ``attestations`` permission scope, which
-``deploy.yml`` needs for ``actions/attest-build-provenance``, so a plain
+schema (checkov 3.3.30) predates the ``attestations`` and ``artifact-metadata``
+permission scopes, which ``deploy.yml`` needs for ``actions/attest-build-provenance``, so a plain
 ``checkov -d .github/workflows`` scans ``ci.yml`` only and reports success.
 
 So ``make workflow-scan`` runs in three steps:

@@ -14,9 +14,9 @@ Usage::
     az deployment group show ... --query properties.outputs -o json \\
       | python -m pipeline.deployment_outputs >> "$GITHUB_OUTPUT"
 
-    # one validated value, alone on stdout (for an output that is not a job output)
+    # one validated value, alone on stdout (for an output that is not a job output: READ_IN_JOB)
     az deployment group show ... --query properties.outputs -o json \\
-      | python -m pipeline.deployment_outputs --value appInsightsConnectionString
+      | python -m pipeline.deployment_outputs --value entraTenantId
 """
 
 from __future__ import annotations
@@ -65,11 +65,17 @@ OUTPUT_FORMATS: Final[Mapping[str, re.Pattern[str]]] = {
 REQUIRED_OUTPUTS: Final = tuple(OUTPUT_FORMATS)
 """The outputs of ``infra/bicep/main.bicep`` that the deploy workflow depends on (validated in provision)."""
 
-READ_IN_JOB: Final = ("appInsightsConnectionString",)
-"""Validated with the others but not written as job outputs: the job that needs the value reads it
-from the deployment itself (``--value``) and masks it. Not a secret (ingestion needs Entra ID), but it
-would otherwise be printed in every step's environment, and GitHub drops a job output that holds a
-masked value."""
+READ_IN_JOB: Final = ("workloadIdentityClientId", "entraTenantId", "entraAudience", "appInsightsConnectionString")
+"""Validated with the others but not written as job outputs: the job that needs a value reads it from
+the deployment itself (``--value``) and masks it.
+
+GitHub does not pass on a job output that contains the value of a secret: the next job receives an
+empty string. ``entraTenantId`` defaults to ``subscription().tenantId``, the very value of the
+``AZURE_TENANT_ID`` secret the jobs log in with; ``workloadIdentityClientId`` and ``entraAudience``
+(which may hold an app registration's client id) are ids of the same directory as the
+``AZURE_CLIENT_ID`` secret. Passed as job outputs they would reach ``rollout-aks`` empty, or empty on
+the day a configuration makes them equal. ``appInsightsConnectionString`` is not a secret (ingestion
+needs Entra ID) but would otherwise be printed in every step's environment."""
 
 JOB_OUTPUTS: Final = tuple(name for name in REQUIRED_OUTPUTS if name not in READ_IN_JOB)
 """The outputs written as ``name=value`` lines, i.e. the ``provision`` job's outputs."""

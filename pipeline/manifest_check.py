@@ -13,7 +13,13 @@ the file and the problem, when the rendered manifests
 * name the service account differently from ``--service-account`` (the
   ``k8sServiceAccount`` output), annotate it with another client id than
   ``--workload-client-id``, or run a pod as another service account;
-* run a container from another image than ``--image`` (the scanned digest).
+* run a container from another image than ``--image`` (the scanned digest);
+* leave empty a setting the pods cannot start without (:data:`REQUIRED_SETTINGS`:
+  tenant, audience, Key Vault URI, storage account, client id), or are given an
+  empty ``--namespace``, ``--service-account``, ``--workload-client-id`` or
+  ``--image``. ``python -m infra k8s --entra-tenant-id ""`` renders
+  ``MEDAI_ENTRA_TENANT_ID: ''`` without complaint, and an empty value compared
+  with an empty expectation would otherwise pass.
 
 Usage::
 
@@ -26,7 +32,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -44,6 +50,21 @@ PLACEHOLDER_MARKERS: Final = tuple(sorted({
 """Strings that only occur in a manifest rendered with infra's placeholder defaults (compared case-insensitively)."""
 
 CLIENT_ID_ANNOTATION: Final = "azure.workload.identity/client-id"
+
+REQUIRED_SETTINGS: Final = {
+    "MEDAI_ENTRA_TENANT_ID": "entraTenantId",
+    "MEDAI_ENTRA_AUDIENCE": "entraAudience",
+    "MEDAI_KEY_VAULT_URI": "keyVaultUri",
+    "AzureWebJobsStorage__accountName": "storageAccountName",
+    "AzureWebJobsStorage__clientId": "workloadIdentityClientId",
+}
+"""ConfigMap settings that must not be empty, with the main.bicep output each comes from.
+
+Entra mode (infra's ``MEDAI_AUTH_MODE``) without a tenant or an audience is a start-up
+``ConfigurationError`` (security/auth.py); without the vault URI the API keys and the PHI hash key
+cannot be read; without the account name and the identity's client id the Functions host has no
+storage, so the pods never become ready."""
+
 _POD_OWNERS: Final = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"})
 
 
@@ -76,9 +97,11 @@ def _containers(obj: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
 
 def problems(manifests: Sequence[tuple[str, dict[str, Any], str]], expected: Expected) -> list[str]:
     """Every way ``manifests`` differ from ``expected`` (empty when they match)."""
-    found: list[str] = []
+    # Named by the command-line flag that carries each expected value.
+    found: list[str] = [f"--{name.replace('_', '-')} is empty"
+                        for name, value in asdict(expected).items() if not value.strip()]
     if not manifests:
-        return ["no manifests found"]
+        return [*found, "no manifests found"]
     texts = {file: text for file, _, text in manifests}
     for name, text in sorted(texts.items()):
         body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
@@ -86,9 +109,13 @@ def problems(manifests: Sequence[tuple[str, dict[str, Any], str]], expected: Exp
             if marker.lower() in body.lower():
                 found.append(f"{name}: still holds the placeholder {marker!r}")
     accounts = []
+    settings_seen = False
     for name, obj, _ in manifests:
         kind, meta = obj.get("kind"), obj.get("metadata", {})
         where = f"{name}: {kind} {meta.get('name')}"
+        if kind == "ConfigMap" and set(REQUIRED_SETTINGS) & set(obj.get("data") or {}):
+            settings_seen = True
+            found.extend(_empty_settings(where, obj.get("data") or {}))
         if kind == "Namespace":
             if meta.get("name") != expected.namespace:
                 found.append(f"{where}: namespace is not {expected.namespace!r}")
@@ -111,7 +138,15 @@ def problems(manifests: Sequence[tuple[str, dict[str, Any], str]], expected: Exp
                                  f"not {expected.image!r}")
     if expected.service_account not in accounts:
         found.append(f"no ServiceAccount {expected.service_account!r} is rendered")
+    if not settings_seen:
+        found.append(f"no ConfigMap holds the settings {', '.join(REQUIRED_SETTINGS)}")
     return found
+
+
+def _empty_settings(where: str, data: Mapping[str, Any]) -> list[str]:
+    """A problem for every :data:`REQUIRED_SETTINGS` key of a ConfigMap's ``data`` that is missing or blank."""
+    return [f"{where}: {key} is {'missing' if key not in data else 'empty'} (main.bicep output {output})"
+            for key, output in REQUIRED_SETTINGS.items() if not str(data.get(key) or "").strip()]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

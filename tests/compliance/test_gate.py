@@ -91,6 +91,18 @@ def test_requirement_properties_that_differ_from_the_source_fail(repo):
     assert checks(repo.gate(properties={FUNCTIONAL: ["REQ-SEC-001"]})) == {("junit", FUNCTIONAL)}
 
 
+def test_a_junit_older_than_the_markers_says_to_re_run_pytest(repo):
+    # The usual cause: a marker was edited after the last pytest run, so the JUnit file records the old IDs.
+    source = repo.root / "tests" / "test_app.py"
+    source.write_text(source.read_text().replace('"REQ-SEC-001"', '"REQ-SEC-001", "REQ-FUNC-001"'))
+    repo.generate()
+    assert repo.gate().findings == ()  # a JUnit written from the edited source: what a fresh run records
+    stale = repo.gate(properties={SECURE: ["REQ-SEC-001"]})  # what the run before the edit recorded
+    assert checks(stale) == {("junit", SECURE)}
+    (finding,) = stale.findings
+    assert "or re-run pytest" in finding.message and "literal IDs" in finding.message
+
+
 def test_a_junit_without_any_requirement_property_says_the_plugin_is_missing(repo):
     found = checks(repo.gate(properties={SECURE: [], FUNCTIONAL: []}))
     assert ("junit", "requirement properties") in found

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 import json
+import os
+import re
 import stat
+import subprocess  # nosec B404  # runs checkov from its own venv, fixed arguments
 import zipfile
 from pathlib import Path
 
 import pytest
 from workflow_data import REPO
 
+from inference.errors import ConfigurationError
+from inference.settings import Settings
 from infra import __main__ as infra_cli
 from infra import manifests as infra_manifests
 from pipeline import (checkov_workflows, deployment_outputs, function_package, manifest_check, secrets_gate,
                       template_parameters)
+from security.auth import build_authenticator
 
 # --- deployment_outputs ----------------------------------------------------------------------------------
 
@@ -71,6 +78,16 @@ def test_the_connection_string_is_validated_but_never_a_job_output() -> None:
     assert "appInsightsConnectionString" in deployment_outputs.REQUIRED_OUTPUTS
     broken = dict(GOOD_OUTPUTS, appInsightsConnectionString={"type": "String", "value": "a\n::stop-commands::x"})
     assert _run_outputs(broken)[0] == 1
+
+
+@pytest.mark.parametrize("name", ["entraTenantId", "workloadIdentityClientId", "entraAudience"])
+@pytest.mark.requirement("REQ-REG-005", "REQ-SEC-014")
+def test_the_ids_are_validated_but_read_by_the_job_that_uses_them(name: str) -> None:
+    # GitHub would pass on "" for a job output holding a secret's value (the tenant id is AZURE_TENANT_ID's).
+    code, out, _ = _run_outputs(GOOD_OUTPUTS)
+    assert code == 0 and f"{name}=" not in out and GOOD_OUTPUTS[name]["value"] not in out
+    assert _run_outputs(GOOD_OUTPUTS, "--value", name)[1:] == (GOOD_OUTPUTS[name]["value"] + "\n", "")
+    assert _run_outputs(dict(GOOD_OUTPUTS, **{name: {"type": "String", "value": ""}}), "--value", name)[0] == 1
 
 
 @pytest.mark.requirement("REQ-REG-005")
@@ -324,6 +341,80 @@ def test_the_command_names_each_problem_and_fails(tmp_path: Path, capsys: pytest
     assert manifest_check.main([str(tmp_path / "empty"), *argv[1:]]) == 1
 
 
+def _config_map(directory: Path) -> dict[str, str]:
+    """The ``data`` of the rendered ConfigMap, i.e. the environment the pods start with."""
+    (config,) = [obj for _, obj, _ in manifest_check.load_manifests(directory) if obj["kind"] == "ConfigMap"]
+    return config["data"]
+
+
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
+def test_an_empty_tenant_is_refused_as_the_pods_would_refuse_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # What rollout-aks rendered when GitHub dropped the entraTenantId job output (it equals the
+    # AZURE_TENANT_ID secret): `--entra-tenant-id ""`.
+    empty = _render(tmp_path / "empty", **{"--entra-tenant-id": ""})
+    assert _config_map(empty)["MEDAI_ENTRA_TENANT_ID"] == ""
+    # The independent judge: the service's own start-up (settings, then the authenticator) with the
+    # ConfigMap as its environment refuses it, and accepts the same manifests with a tenant.
+    with pytest.raises(ConfigurationError, match="MEDAI_ENTRA_TENANT_ID"):
+        build_authenticator(Settings.from_env(_config_map(empty)))
+    build_authenticator(Settings.from_env(_config_map(_render(tmp_path / "full"))))
+
+    found = manifest_check.problems(manifest_check.load_manifests(empty), REAL)
+    assert found == ["02-configmap.yaml: ConfigMap medai-config: MEDAI_ENTRA_TENANT_ID is empty "
+                     "(main.bicep output entraTenantId)"]
+    argv = [str(empty), "--namespace", REAL.namespace, "--service-account", REAL.service_account,
+            "--workload-client-id", REAL.workload_client_id, "--image", REAL.image]
+    assert manifest_check.main(argv) == 1
+    assert "MEDAI_ENTRA_TENANT_ID is empty" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("flag", "setting"), [
+    ("--entra-audience", "MEDAI_ENTRA_AUDIENCE"),
+    ("--key-vault-uri", "MEDAI_KEY_VAULT_URI"),
+    ("--storage-account", "AzureWebJobsStorage__accountName"),
+    ("--workload-client-id", "AzureWebJobsStorage__clientId"),
+])
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
+def test_every_other_required_setting_left_empty_fails(tmp_path: Path, flag: str, setting: str) -> None:
+    rendered = _render(tmp_path, **{flag: ""})
+    assert _config_map(rendered)[setting] == ""
+    found = manifest_check.problems(manifest_check.load_manifests(rendered), REAL)
+    assert f"02-configmap.yaml: ConfigMap medai-config: {setting} is empty" in "\n".join(found)
+
+
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
+def test_an_empty_expected_value_fails_even_where_the_manifests_match_it(tmp_path: Path) -> None:
+    # An empty --image compared with containers rendered with an empty image would otherwise match.
+    manifests = manifest_check.load_manifests(_render(tmp_path, **{"--image": ""}))
+    found = manifest_check.problems(manifests, manifest_check.Expected(**{**REAL.__dict__, "image": ""}))
+    assert found == ["--image is empty"]
+    for field, flag in [("namespace", "--namespace"), ("service_account", "--service-account"),
+                        ("workload_client_id", "--workload-client-id")]:
+        expected = manifest_check.Expected(**{**REAL.__dict__, field: " "})
+        assert f"{flag} is empty" in manifest_check.problems(manifest_check.load_manifests(_render(tmp_path / field)),
+                                                             expected)
+
+
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
+def test_the_required_settings_are_the_ones_infra_renders_from_those_outputs(tmp_path: Path) -> None:
+    # Each required setting exists in the rendered ConfigMap and carries the value of the flag fed
+    # from the main.bicep output it names (the flag's help says which output it takes).
+    commands = next(a for a in infra_cli._parser()._actions if isinstance(a, argparse._SubParsersAction))
+    flags = {}
+    for action in commands.choices["k8s"]._actions:
+        named = re.search(r"Bicep output (\w+)", action.help or "")
+        if named:
+            flags[named[1]] = action.option_strings[-1]
+    values = {"--entra-tenant-id": "72f988bf-86f1-41af-91ab-2d7cd011db47", "--entra-audience": "api://medai-flow",
+              "--key-vault-uri": "https://kv-medai-flow.vault.azure.net/", "--storage-account": "stmedaiflow",
+              "--workload-client-id": REAL.workload_client_id}
+    data = _config_map(_render(tmp_path))
+    for setting, output in manifest_check.REQUIRED_SETTINGS.items():
+        assert data[setting] == values[flags[output]], setting
+
+
 # --- checkov_workflows -----------------------------------------------------------------------------------
 
 
@@ -341,11 +432,55 @@ def test_only_unknown_permission_scopes_are_hidden_from_checkov() -> None:
 
 
 @pytest.mark.requirement("REQ-SEC-015")
-def test_the_real_deploy_workflow_loses_exactly_one_line(tmp_path: Path) -> None:
+def test_the_real_deploy_workflow_loses_exactly_the_attestation_scopes(tmp_path: Path) -> None:
     removed = checkov_workflows.prepare(REPO / ".github" / "workflows", tmp_path)
-    assert removed == {"ci.yml": [], "deploy.yml": ["attestations: write"]}
+    assert removed == {"ci.yml": [], "deploy.yml": ["attestations: write", "artifact-metadata: write"]}
     original = (REPO / ".github" / "workflows" / "deploy.yml").read_text().splitlines()
-    assert len((tmp_path / "deploy.yml").read_text().splitlines()) == len(original) - 1
+    assert len((tmp_path / "deploy.yml").read_text().splitlines()) == len(original) - 2
+
+
+CHECKOV_VENV = REPO / ".venv-checkov"
+_CHECKOV_SCHEMA_SCOPES = (
+    "import json; from checkov.github_actions.schemas import gha_workflow; "
+    "print(json.dumps(sorted(gha_workflow['definitions']['permissions-event']['properties'])))"
+)
+
+
+def _checkov_python() -> Path:
+    python = CHECKOV_VENV / "bin" / "python"
+    if not python.exists():
+        pytest.fail("checkov is not installed: run `make install` (creates .venv-checkov)")
+    return python
+
+
+@pytest.mark.slow
+@pytest.mark.requirement("REQ-SEC-015")
+def test_the_known_scopes_are_those_of_checkovs_bundled_schema() -> None:
+    # If checkov learns a scope (or forgets one), the list that decides what is hidden must follow.
+    result = subprocess.run(  # nosec B603  # fixed argument list, no shell
+        [str(_checkov_python()), "-c", _CHECKOV_SCHEMA_SCOPES], capture_output=True, text=True, check=True,
+        timeout=120,
+    )
+    schema = set(json.loads(result.stdout))
+    assert schema == checkov_workflows.CHECKOV_PERMISSION_SCOPES
+    assert not {"attestations", "artifact-metadata"} & schema, "the scopes deploy.yml's build-image job needs"
+
+
+@pytest.mark.slow
+@pytest.mark.requirement("REQ-SEC-015")
+def test_checkov_scans_every_real_workflow_once_the_unknown_scopes_are_hidden(tmp_path: Path) -> None:
+    # `make workflow-scan`'s three steps, on the real workflows, with the real checkov.
+    checkov_workflows.prepare(REPO / ".github" / "workflows", tmp_path / "scan" / ".github" / "workflows")
+    env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true"}
+    subprocess.run(  # nosec B603  # fixed argument list, no shell
+        [str(_checkov_python().parent / "checkov"), "-d", str(tmp_path / "scan"), "--framework", "github_actions",
+         "--skip-download", "--compact", "-o", "json", "--output-file-path", str(tmp_path / "report")],
+        capture_output=True, text=True, check=False, timeout=600, env=env,
+    )
+    report = json.loads((tmp_path / "report" / "results_json.json").read_text())
+    names = sorted(path.name for path in (REPO / ".github" / "workflows").glob("*.y*ml"))
+    assert checkov_workflows.verify(report, names) == []
+    assert set(checkov_workflows.count_checks(report)) == set(names)
 
 
 def _check(file_path: str, check_id: str = "CKV_GHA_1") -> dict[str, str]:

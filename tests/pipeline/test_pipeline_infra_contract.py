@@ -208,6 +208,93 @@ def test_no_secret_or_masked_value_is_a_job_output(deploy: dict[str, Any]) -> No
                 assert "GITHUB_OUTPUT" not in script and "GITHUB_ENV" not in script, job_id
 
 
+PIPELINE_README = REPO / "pipeline" / "README.md"
+
+
+def secret_words() -> set[str]:
+    """What the environment's secrets hold, from the README's table of them: ``AZURE_<WORD>_ID`` -> word.
+
+    The workflows must log in with exactly those secrets, so the words (client, tenant, subscription)
+    name every id a job output could repeat.
+    """
+    readme = PIPELINE_README.read_text(encoding="utf-8")
+    table = readme[readme.index("| Secret | Value |"):]
+    table = table[:table.index("\n\n")]
+    documented = set(re.findall(r"^\| `(AZURE_[A-Z_]+)` \|", table, re.M))
+    used = set(re.findall(r"secrets\.(\w+)", "".join(p.read_text() for p in WORKFLOWS.glob("*.yml"))))
+    assert documented and documented == used, "the README's secrets table lists the secrets the workflows use"
+    words = {re.fullmatch(r"AZURE_([A-Z]+)_ID", name)[1].lower() for name in documented}
+    assert words == {"client", "tenant", "subscription"}
+    return words
+
+
+CONTAINS_THE_TENANT_ID = {"aksOidcIssuerUrl"}
+"""Outputs the Bicep cannot show to hold a secret's value but that do: AKS issuer URLs have the form
+``https://<region>.oic.prod-aks.azure.com/<tenant id>/<guid>/``."""
+
+
+def outputs_that_may_equal_a_secret(parsed: dict[str, Any], words: set[str]) -> set[str]:
+    """main.bicep outputs whose value is, may be, or may contain one of the secrets' ids.
+
+    An output qualifies when its name or description (or that of the parameter it returns) names a
+    client, tenant or subscription id, or its expression reads one (``subscription().tenantId``,
+    ``identity.properties.clientId``, ``tenant()``, ...), directly or through a parameter's default.
+    """
+    ids = {f"{word}id" for word in words}
+    found = CONTAINS_THE_TENANT_ID & set(parsed["outputs"])
+    parameters = parsed["parameters"]
+    for name, spec in parsed["outputs"].items():
+        parameter = parameters.get(spec["value"]) if isinstance(spec["value"], str) else None
+        prose = [name, description(spec)] + ([description(parameter)] if parameter else [])
+        reads = _leaves(spec["value"]) | (_leaves(parameter.get("default")) if parameter else set())
+        named = any(re.search(rf"\b{word}\b|{word} ?id", re.sub(r"(?<=[a-z])(?=[A-Z])", " ", text).lower())
+                    for text in prose for word in words)
+        if named or {leaf.lower() for leaf in reads} & (ids | words):
+            found.add(name)
+    return found
+
+
+def _leaves(expression: Any) -> set[str]:
+    """The names an expression parsed by pycep reads: functions called, properties and symbols (no null slots)."""
+    if isinstance(expression, str):
+        return {expression}
+    if isinstance(expression, dict):
+        return set().union(*(_leaves(value) for value in expression.values())) if expression else set()
+    if isinstance(expression, list):
+        return set().union(*(_leaves(value) for value in expression)) if expression else set()
+    return set()
+
+
+@pytest.mark.requirement("REQ-REG-005", "REQ-SEC-014")
+def test_no_job_output_is_named_like_a_secret(workflows: dict[str, dict[str, Any]]) -> None:
+    # GitHub passes on no job output whose value contains a secret: the next job reads "". So no job
+    # output may be an id of the kind the secrets hold, nor be built from a secret.
+    words = secret_words()
+    for name, workflow in workflows.items():
+        for job_id, job in workflow["jobs"].items():
+            for output, value in job.get("outputs", {}).items():
+                assert "secrets." not in str(value), f"{name}:{job_id}.outputs.{output}"
+                spoken = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", output).lower()
+                assert not any(word in spoken for word in words), f"{name}:{job_id}.outputs.{output} names a secret"
+
+
+@pytest.mark.requirement("REQ-REG-005", "REQ-SEC-014")
+def test_no_bicep_output_that_may_equal_a_secret_is_a_job_output(
+    deploy: dict[str, Any], main_bicep: dict[str, Any]
+) -> None:
+    risky = outputs_that_may_equal_a_secret(main_bicep, secret_words())
+    # entraTenantId defaults to subscription().tenantId, AZURE_TENANT_ID's very value; the audience may
+    # be an app registration's client id (its parameter's description says so).
+    assert {"entraTenantId", "workloadIdentityClientId", "entraAudience", "aksOidcIssuerUrl"} <= risky
+    exported = {STEP_OUTPUT.match(str(value))[2] for value in deploy["jobs"]["provision"]["outputs"].values()}
+    assert not risky & exported, f"job outputs GitHub may drop as secrets: {sorted(risky & exported)}"
+    assert not risky & set(deployment_outputs.JOB_OUTPUTS)
+    # Those the workflow needs are read from the deployment by the job that uses them.
+    needed = risky & set(deployment_outputs.REQUIRED_OUTPUTS)
+    for output in needed:
+        assert f"pipeline.deployment_outputs --value {output}" in DEPLOY_TEXT, output
+
+
 # --- main.bicep parameters -------------------------------------------------------------------------------
 
 
@@ -405,6 +492,46 @@ def test_the_smoke_port_forward_reaches_the_http_pods_health_routes(
         assert port["targetPort"] in named, f"service/{forward[1]} targets no port of {deployment['metadata']['name']}"
         probed = {container[probe]["httpGet"]["path"] for probe in ("livenessProbe", "readinessProbe")}
         assert paths == probed, f"smoke checks {paths}, the pods are probed on {probed}"
+
+
+def deploy_by_hand_script() -> str:
+    """The shell block of infra/README.md's "Deploy by hand", continuation lines folded."""
+    readme = (REPO / "infra" / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Deploy by hand"):]
+    section = section[:section.index("\n## ", 1)]
+    blocks = re.findall(r"^```bash\n(.*?)^```", section, re.M | re.S)
+    script = next(block for block in blocks if "python -m infra k8s" in block)
+    return re.sub(r"\\\n\s*", " ", script)
+
+
+@pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")
+def test_the_manual_smoke_test_runs_no_pod_and_forwards_the_http_service(
+    deploy: dict[str, Any], workflow_manifests: Path
+) -> None:
+    files = rendered(workflow_manifests)
+    (namespace,) = objects(files, "Namespace").values()
+    # Why no ad-hoc pod can do the check: Pod Security `restricted` rejects a pod without the security
+    # context the generated ones have, and the default-deny policy (every pod, both directions) blocks it.
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert any(policy["spec"]["podSelector"] == {} and set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+               and not policy["spec"].get("ingress") and not policy["spec"].get("egress")
+               for policy in objects(files, "NetworkPolicy").values())
+    script = deploy_by_hand_script()
+    kubectl = [line for line in script.splitlines() if re.search(r"\bkubectl\b", line)]
+    assert kubectl
+    for line in kubectl:
+        assert not re.search(r"\bkubectl\b.*\s(run|debug|exec|create)\s", line), line
+    forward = re.search(r'kubectl -n "\$\(out k8sNamespace\)" port-forward service/([\w-]+) (\d+):(\d+)', script)
+    assert forward, "the manual smoke test reaches the Service through a port-forward"
+    smoke = next(s for s in job_scripts(deploy["jobs"]["smoke"]) if "kubectl port-forward" in s)
+    pipeline_forward = re.search(r"port-forward --namespace \"\$K8S_NAMESPACE\" service/([\w-]+) (\d+):(\d+)", smoke)
+    assert (forward[1], forward[3]) == (pipeline_forward[1], pipeline_forward[3]), "the same Service and port"
+    assert forward[1] in objects(files, "Service")
+    loop = re.search(r"for path in ([\w/ -]+); do\s+curl [^\n]*http://127\.0\.0\.1:(\d+)\$\{path\}", script)
+    assert loop and loop[2] == forward[2], "curl goes to the forwarded local port"
+    container = objects(files, "Deployment")["medai-http"]["spec"]["template"]["spec"]["containers"][0]
+    probed = {container[probe]["httpGet"]["path"] for probe in ("livenessProbe", "readinessProbe")}
+    assert set(loop[1].split()) == probed
 
 
 @pytest.mark.requirement("REQ-REG-005", "REQ-FUNC-027")

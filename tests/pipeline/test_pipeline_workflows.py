@@ -20,7 +20,11 @@ from workflow_data import DEPLOY_ORDER, REPO, WORKFLOWS, iter_steps, run_command
 
 PINNED_USES = re.compile(r"^(?P<action>[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+)@(?P<sha>[0-9a-f]{40})$")
 USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)(?P<rest>.*)$")
-VERSION_COMMENT = re.compile(r"^\s+#\s+v\d+\.\d+\.\d+\s*$")
+VERSION_COMMENT = re.compile(r"^\s+#\s+(?P<tag>v?\d+\.\d+\.\d+)\s*$")
+"""The comment after a pinned ``uses:``: the release's tag exactly as the action's repository names it."""
+TAG_PREFIX = {"aquasecurity/trivy-action": ""}
+"""Actions whose release tags are not ``v<semver>``: trivy-action's are ``0.35.0`` (releases/tag/0.35.0;
+the ``v``-prefixed ones are the pre-0.35.0 tags re-created after the March 2026 compromise)."""
 DEPLOY_JOBS = DEPLOY_ORDER[1:]
 README = REPO / "pipeline" / "README.md"
 
@@ -56,6 +60,9 @@ def step_index(job: dict[str, Any], predicate) -> int:
 @pytest.mark.requirement("REQ-REG-007")
 def test_ci_runs_on_pull_requests_pushes_and_when_called(ci: dict[str, Any]) -> None:
     assert set(ci["on"]) == {"pull_request", "push", "workflow_call"}
+    # main included, although deploy.yml runs CI again for it: a deploy run can wait (reviewers) or be
+    # cancelled while pending (one waiting run per concurrency group), so only this trigger gives every
+    # push its CI (pipeline/README.md).
     assert not ci["on"]["push"], "CI must run on pushes to every branch"
 
 
@@ -143,11 +150,35 @@ def test_only_the_deploy_jobs_may_request_an_oidc_token(workflows: dict[str, dic
 @pytest.mark.requirement("REQ-SEC-014")
 def test_write_scopes_are_the_minimum_per_job(deploy: dict[str, Any]) -> None:
     expected = {job_id: {"id-token"} for job_id in DEPLOY_JOBS}
-    expected["build-image"] = {"id-token", "attestations"}
+    expected["build-image"] = {"id-token", "attestations", "artifact-metadata"}
     expected["ci"] = set()
     for job_id, job in deploy["jobs"].items():
         writes = {scope for scope, level in job["permissions"].items() if level == "write"}
         assert writes == expected[job_id], job_id
+
+
+ACTION_PERMISSIONS = {
+    # The action's README (v3.1 onwards; v4 wraps actions/attest): id-token for the Sigstore signing
+    # certificate, attestations to persist the attestation, artifact-metadata for the artifact storage
+    # record that push-to-registry creates (without it the record is dropped with a warning).
+    "actions/attest-build-provenance": {"id-token", "attestations", "artifact-metadata"},
+}
+"""Write scopes the job of a step using the action needs, as each action documents them."""
+
+
+@pytest.mark.requirement("REQ-SEC-014", "REQ-REG-004")
+def test_a_job_grants_every_scope_its_actions_document(workflows: dict[str, dict[str, Any]]) -> None:
+    used = set()
+    for name, workflow in workflows.items():
+        for job_id, job in workflow["jobs"].items():
+            writes = {scope for scope, level in job.get("permissions", {}).items() if level == "write"}
+            for step in job.get("steps", []):
+                action = str(step.get("uses", "")).split("@", 1)[0]
+                if action in ACTION_PERMISSIONS:
+                    used.add(action)
+                    missing = ACTION_PERMISSIONS[action] - writes
+                    assert not missing, f"{name}:{job_id} uses {action} without {sorted(missing)}: write"
+    assert used == set(ACTION_PERMISSIONS)
 
 
 @pytest.mark.requirement("REQ-SEC-014", "REQ-REG-005")
@@ -234,13 +265,35 @@ def test_every_action_is_pinned_to_a_commit_sha(workflows: dict[str, dict[str, A
                 assert ref.startswith("./") or PINNED_USES.fullmatch(ref), f"{name}:{job_id}: {ref}"
 
 
-@pytest.mark.requirement("REQ-SEC-014")
-def test_every_pin_names_its_release(workflows: dict[str, dict[str, Any]]) -> None:
+def pinned_tags() -> dict[str, set[str]]:
+    """``{action: {tag named in the comment}}`` over every pinned ``uses:`` of the workflows."""
+    tags: dict[str, set[str]] = {}
     for path in WORKFLOWS.glob("*.yml"):
         for line in path.read_text(encoding="utf-8").splitlines():
             match = USES_LINE.match(line)
             if match and not match["ref"].startswith("./"):
-                assert VERSION_COMMENT.fullmatch(match["rest"]), f"{path.name}: {line.strip()}"
+                comment = VERSION_COMMENT.fullmatch(match["rest"])
+                assert comment, f"{path.name}: {line.strip()}"
+                tags.setdefault(match["ref"].split("@", 1)[0], set()).add(comment["tag"])
+    return tags
+
+
+@pytest.mark.requirement("REQ-SEC-014")
+def test_every_pin_names_its_release(workflows: dict[str, dict[str, Any]]) -> None:
+    assert pinned_tags()
+
+
+@pytest.mark.requirement("REQ-SEC-014")
+def test_every_pin_comment_is_the_release_tag_the_readme_records() -> None:
+    # The comment is what `git ls-remote https://github.com/<action> refs/tags/<tag>` must be given to
+    # re-verify the SHA (README), so it must be the tag as the action's repository spells it.
+    readme = README.read_text(encoding="utf-8")
+    for action, tags in pinned_tags().items():
+        (tag,) = tags
+        prefix = TAG_PREFIX.get(action, "v")
+        assert re.fullmatch(rf"{prefix}\d+\.\d+\.\d+", tag), f"{action}: tags look like {prefix}X.Y.Z, not {tag}"
+        row = re.search(rf"^\| `{re.escape(action)}` \| (\S+)", readme, re.M)
+        assert row and row[1] == tag, f"{action}: README's pinned-actions table says {row and row[1]}, comment {tag}"
 
 
 @pytest.mark.requirement("REQ-SEC-014")
@@ -302,6 +355,24 @@ def test_make_test_runs_lint_scan_and_pytest_with_junit() -> None:
     assert "actionlint -shellcheck=" in makefile and "yamllint --strict" in makefile
     assert "detect-secrets scan --all-files" in makefile
     assert "cyclonedx-py requirements requirements.txt" in makefile
+
+
+@pytest.mark.slow
+@pytest.mark.requirement("REQ-SEC-015")
+def test_bandit_finds_nothing_and_no_nosec_marker_is_stale() -> None:
+    # `make scan`'s bandit command, as the Makefile writes it. A `# nosec` that suppresses nothing hides
+    # nothing today but would silence a real finding added to the same statement tomorrow; bandit says
+    # so only as a warning ("nosec encountered (B108), but no failed test"), which does not fail it.
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    command = re.search(r"^\t\$\(PY\) -m bandit (.*)$", makefile, re.M)
+    assert command, "the Makefile runs bandit"
+    result = subprocess.run(  # nosec B603  # the Makefile's own arguments, no shell
+        [sys.executable, "-m", "bandit", *command[1].split()], cwd=REPO, capture_output=True, text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    stale = [line for line in result.stderr.splitlines() if "nosec encountered" in line]
+    assert stale == []
 
 
 @pytest.mark.requirement("REQ-REG-007")
@@ -442,6 +513,24 @@ def test_readme_documents_the_same_generator_commands(deploy: dict[str, Any]) ->
     assert len(flags) >= 9
     for flag in flags:
         assert flag in readme, flag
+
+
+def resource_group_names(text: str) -> set[str]:
+    """Literal resource group names in shell examples: ``RG=x``, ``az group create -n x``, ``-g x``."""
+    names = set(re.findall(r"\bRG=([^\s;\"]+)", text))
+    names |= set(re.findall(r"az group create (?:-n|--name) ([^\s;\"$]+)", text))
+    names |= set(re.findall(r"(?:\s-g|--resource-group) ([A-Za-z0-9][^\s;\"]*)", text))
+    return names
+
+
+@pytest.mark.requirement("REQ-REG-005")
+def test_the_deploy_by_hand_and_the_pipeline_setup_use_one_resource_group() -> None:
+    # An operator who follows "Deploy by hand" and then sets up the pipeline must deploy into the
+    # resource group the pipeline's AZURE_RESOURCE_GROUP names, not create a second environment.
+    by_hand = resource_group_names((REPO / "infra" / "README.md").read_text(encoding="utf-8"))
+    pipeline = resource_group_names(README.read_text(encoding="utf-8"))
+    assert by_hand and pipeline
+    assert by_hand == pipeline and len(pipeline) == 1, f"infra/README.md {by_hand}, pipeline/README.md {pipeline}"
 
 
 @pytest.mark.requirement("REQ-REG-005")
