@@ -332,7 +332,9 @@ class Settings:
         "Deployment environment. `local` allows the development-only settings.",
         "production",
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _s("MEDAI_LOG_LEVEL", "Root log level.", "INFO")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _s(
+        "MEDAI_LOG_LEVEL", "Root log level; the audit logger (`medai.audit`) stays at INFO whatever it is.", "INFO"
+    )
     git_commit: str = _s(
         "MEDAI_GIT_COMMIT",
         "Commit the deployment was built from (set by the pipeline); locally read from `.git`.",

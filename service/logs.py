@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from inference.settings import Settings
+from security.audit import AUDIT_LOGGER
 
 _QUIET = {
     "azure": logging.WARNING,
@@ -51,12 +52,18 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(settings: Settings, *, install_handler: bool = True) -> None:
     """Set levels and, unless the host owns logging, install the JSON handler.
 
+    ``MEDAI_LOG_LEVEL`` sets the root level; the audit logger keeps INFO whatever it
+    is, because the audit trail is a record of use, not diagnostics.
+
     Args:
         settings: For the root level.
         install_handler: False under the Functions host (its handler stays).
     """
     root = logging.getLogger()
     root.setLevel(settings.log_level)
+    # Audit records are written at INFO: with only the root level set, MEDAI_LOG_LEVEL=WARNING
+    # would silence the trail. Handlers have no level of their own, so this level decides alone.
+    logging.getLogger(AUDIT_LOGGER).setLevel(logging.INFO)
     if install_handler and not any(getattr(h, "_medai", False) for h in root.handlers):
         handler = logging.StreamHandler()
         handler.setFormatter(JsonFormatter())

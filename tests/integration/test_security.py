@@ -12,6 +12,7 @@ import json
 import logging
 import secrets
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -20,7 +21,7 @@ from security.audit import AUDIT_LOGGER, FIELDS
 from security.auth import build_authenticator
 from security.secrets import KeyVaultSecrets
 from service.http_app import create_app
-from tests.conftest import DEFAULT_MODELS, make_settings, read_input
+from tests.conftest import DEFAULT_MODELS, LOCAL_ENV, TEST_MODELS, ServedApp, make_settings, read_input
 from tests.security_fakes import (
     AUDIENCE,
     CALLER_OID,
@@ -357,3 +358,37 @@ def test_local_development_without_auth_says_so_loudly(caplog):
         assert "AUTHENTICATION IS DISABLED" in caplog.text
         assert http.get("/api/v1/health/ready").json()["authentication"].startswith("DISABLED")
         assert post_ct(http, {}).status_code == 200
+
+
+@pytest.mark.slow
+@pytest.mark.requirement("REQ-SEC-007")
+def test_audit_trail_is_written_with_the_log_level_at_warning(tmp_path):
+    # The served process as a user starts it, its root level raised: operational INFO lines go,
+    # the audit records of a success and of a refusal stay. A JPEG on a test model: a DICOM
+    # request right after start-up can race the DICOM decoder's warm-up import (see the report).
+    key = secrets.token_urlsafe(32)
+    env = {
+        **LOCAL_ENV,
+        "MEDAI_MODELS_DIR": str(TEST_MODELS),
+        "MEDAI_MODELS": "identity-gray",
+        "MEDAI_DEFAULT_MODEL": "identity-gray",
+        "MEDAI_AUTH_MODE": "api-key",
+        "MEDAI_LOG_LEVEL": "WARNING",
+        "MEDAI_DEV_SECRETS_JSON": json.dumps({"api-key-primary": key, "api-key-secondary": secrets.token_urlsafe(32)}),
+    }
+    app = ServedApp(env, tmp_path / "service.log")
+    infer = "/api/v1/models/identity-gray/infer"
+    try:
+        app.wait_ready()
+        with httpx.Client(base_url=app.base_url, timeout=60) as http:
+            image = read_input("gray_ok_64.jpg")
+            ok = http.post(infer, content=image, headers={"X-API-Key": key, "X-Request-ID": "warn-200"})
+            refused = http.post(infer, content=b"x", headers={"X-API-Key": "not-the-key", "X-Request-ID": "warn-401"})
+    finally:
+        app.stop()
+    assert (ok.status_code, refused.status_code) == (200, 401), ok.text
+    lines = [json.loads(line) for line in app.logs().splitlines() if line.startswith("{")]
+    assert lines and all(line["level"] != "INFO" for line in lines if line["logger"] != AUDIT_LOGGER)
+    audit = [line for line in lines if line["logger"] == AUDIT_LOGGER]
+    assert any("warn-200" in json.dumps(line) for line in audit)
+    assert any("warn-401" in json.dumps(line) for line in audit)
