@@ -2,7 +2,17 @@
 
 Records go to the ``medai.audit`` logger, separate from operational logs, so a
 diagnostic setting or the Functions host can route them to their own Log
-Analytics table. Fields (all present in every record, ``null`` when unknown):
+Analytics table; the logger stays at INFO whatever ``MEDAI_LOG_LEVEL`` is
+(:func:`service.logs.configure_logging`).
+
+A record's fields are attributes of its log record, so the JSON log line
+(:class:`service.logs.JsonFormatter`) carries them as top-level fields next to a
+short human ``message`` (``inference: 200 success``). The Azure Functions
+Python worker forwards only a record's message text (and logger name) to
+Application Insights, so under the host :class:`RecordAsMessage` makes that
+text the record's JSON.
+
+Fields (all present in every record, ``null`` when unknown):
 
 =================  ===========================================================
 ``event``          ``inference`` or ``refused`` (authentication/authorisation)
@@ -60,6 +70,26 @@ def _outcome(status: int) -> str:
     return "client_error" if status < 500 else "server_error"
 
 
+def _summary(record: dict[str, Any]) -> str:
+    """The short human message of a record: event, status and code (or outcome); nothing identifying."""
+    return f"{record['event']}: {record['status']} {record['code'] or record['outcome']}"
+
+
+class RecordAsMessage(logging.Filter):
+    """Puts an audit record's JSON in its message text, for a host that forwards only that text.
+
+    Installed on the ``medai.audit`` logger under the Functions host, whose Python
+    worker sends Application Insights a record's formatted message and logger name
+    and drops every other attribute: without it the trail would arrive as summaries.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if hasattr(record, "event"):  # written by AuditTrail: every field is an attribute
+            record.msg = json.dumps({name: getattr(record, name, None) for name in FIELDS}, sort_keys=True)
+            record.args = ()
+        return True
+
+
 class AuditTrail:
     """Writes audit records to the ``medai.audit`` logger."""
 
@@ -67,10 +97,14 @@ class AuditTrail:
         self._log = logger or logging.getLogger(AUDIT_LOGGER)
 
     def write(self, **fields: Any) -> dict[str, Any]:
-        """Write one record with every documented field; returns it."""
+        """Write one record with every documented field; returns it.
+
+        The fields travel as attributes of the log record (``extra``), so a JSON
+        handler writes them as top-level fields rather than as a string to parse.
+        """
         record = {name: fields.get(name) for name in FIELDS}
         record["time"] = record["time"] or _now()
-        self._log.info(json.dumps(record, sort_keys=True))
+        self._log.info(_summary(record), extra=record)
         return record
 
     def inference(

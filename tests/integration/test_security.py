@@ -8,6 +8,7 @@ HTTPS fake of the Key Vault REST API). See ``tests/security_fakes.py``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import secrets
@@ -21,6 +22,7 @@ from security.audit import AUDIT_LOGGER, FIELDS
 from security.auth import build_authenticator
 from security.secrets import KeyVaultSecrets
 from service.http_app import create_app
+from service.logs import _QUIET, JsonFormatter, configure_logging
 from tests.conftest import DEFAULT_MODELS, LOCAL_ENV, TEST_MODELS, ServedApp, make_settings, read_input
 from tests.security_fakes import (
     AUDIENCE,
@@ -294,7 +296,11 @@ def test_unreachable_vault_serves_the_cached_value_then_fails_transiently(tmp_pa
 
 
 def audit_records(caplog) -> list[dict]:
-    return [json.loads(r.getMessage()) for r in caplog.records if r.name == AUDIT_LOGGER]
+    """The audit records as their JSON log lines carry them (``service.logs.JsonFormatter``)."""
+    return [json.loads(JsonFormatter().format(r)) for r in caplog.records if r.name == AUDIT_LOGGER]
+
+
+LINE_FIELDS = {"level", "logger", "message"}  # what the JSON line adds to an audit record's own fields
 
 
 @pytest.mark.requirement("REQ-SEC-007", "REQ-SEC-006")
@@ -303,7 +309,7 @@ def test_audit_record_of_an_inference_names_the_caller_never_the_token(client, t
     token = tokens.token()
     response = post_ct(client, {**bearer(token), "X-Request-ID": "audit-1"})
     [record] = [r for r in audit_records(caplog) if r["request_id"] == "audit-1"]
-    assert set(record) == set(FIELDS)
+    assert set(record) == set(FIELDS) | LINE_FIELDS  # the fields are top-level, not a string in `message`
     assert record["event"] == "inference" and record["outcome"] == "success" and record["status"] == 200
     assert record["caller"] == {"kind": "entra", "id": CALLER_OID, "app_id": CLIENT_APP, "tenant_id": TENANT}
     assert record["model"] == {
@@ -389,6 +395,52 @@ def test_audit_trail_is_written_with_the_log_level_at_warning(tmp_path):
     assert (ok.status_code, refused.status_code) == (200, 401), ok.text
     lines = [json.loads(line) for line in app.logs().splitlines() if line.startswith("{")]
     assert lines and all(line["level"] != "INFO" for line in lines if line["logger"] != AUDIT_LOGGER)
-    audit = [line for line in lines if line["logger"] == AUDIT_LOGGER]
-    assert any("warn-200" in json.dumps(line) for line in audit)
-    assert any("warn-401" in json.dumps(line) for line in audit)
+    audit = {line["request_id"]: line for line in lines if line["logger"] == AUDIT_LOGGER}
+    # The served process's own JSON lines: the audit fields are top-level, the message a short summary.
+    assert set(audit["warn-200"]) == set(FIELDS) | LINE_FIELDS
+    assert audit["warn-200"]["message"] == "inference: 200 success"
+    assert (audit["warn-200"]["status"], audit["warn-200"]["caller"]["id"]) == (200, "api-key-primary")
+    assert audit["warn-200"]["input_sha256"] == hashlib.sha256(image).hexdigest()
+    assert (audit["warn-401"]["event"], audit["warn-401"]["status"]) == ("refused", 401)
+
+
+class MessageCapture(logging.Handler):
+    """A handler with the default formatter, as the Functions Python worker's: it sees the message text only."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[tuple[str, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append((record.name, self.format(record)))
+
+
+@pytest.fixture
+def functions_host_logging():
+    """Logging configured as under the Functions host (``install_handler=False``), undone afterwards."""
+    root, audit = logging.getLogger(), logging.getLogger(AUDIT_LOGGER)
+    saved = root.level, audit.level, list(audit.filters), {name: logging.getLogger(name).level for name in _QUIET}
+    capture = MessageCapture()
+    configure_logging(make_settings(MEDAI_LOG_LEVEL="WARNING"), install_handler=False)
+    root.addHandler(capture)
+    try:
+        yield capture
+    finally:
+        root.removeHandler(capture)
+        root.setLevel(saved[0])
+        audit.setLevel(saved[1])
+        audit.filters[:] = saved[2]
+        for name, level in saved[3].items():
+            logging.getLogger(name).setLevel(level)
+
+
+@pytest.mark.requirement("REQ-SEC-007")
+def test_under_the_functions_host_the_audit_message_text_is_the_whole_record(client, keys, functions_host_logging):
+    # The worker forwards a record's formatted message and logger name, nothing else: the text must be the record.
+    response = post_ct(client, {"X-API-Key": keys["primary"], "X-Request-ID": "host-200"})
+    texts = [text for name, text in functions_host_logging.lines if name == AUDIT_LOGGER and "host-200" in text]
+    assert len(texts) == 1
+    record = json.loads(texts[0])
+    assert set(record) == set(FIELDS)
+    assert (record["event"], record["status"], record["caller"]["id"]) == ("inference", 200, "api-key-primary")
+    assert record["input_sha256"] == response.json()["input"]["sha256"]
