@@ -19,13 +19,17 @@ Fields (all present in every record, ``null`` when unknown):
 ``time``           UTC, ISO 8601 with milliseconds
 ``request_id``     correlation id (also the ``X-Request-ID`` response header)
 ``caller``         ``{kind, id, app_id, tenant_id}``: Entra object id and app id,
-                   or the API key id; never a token or key
-``model``          ``{name, version, sha256}`` of the model that ran (or was asked)
+                   or the API key id; never a token or key. A refusal: the
+                   authenticated caller of a 403, null for a 401
+``model``          ``{name, version, sha256}`` of the model that ran, or that the
+                   path asked for (a refusal on a model route)
 ``input_sha256``   sha256 of the body, when one was read
-``input_bytes``    body size
+``input_bytes``    body size, when one was read
 ``outcome``        ``success``, ``client_error``, ``server_error`` or ``refused``
 ``status``         HTTP status
 ``code``           the problem ``code`` for failures
+``reason``         a refusal's ``reason`` (``token_expired``, ``invalid_api_key``,
+                   ``missing_role``, ...), as in its problem document
 ``latency_ms``     time in the service
 ``source``         ``http`` or ``blob``
 =================  ===========================================================
@@ -53,6 +57,7 @@ FIELDS = (
     "outcome",
     "status",
     "code",
+    "reason",
     "latency_ms",
     "source",
 )
@@ -72,7 +77,8 @@ def _outcome(status: int) -> str:
 
 def _summary(record: dict[str, Any]) -> str:
     """The short human message of a record: event, status and code (or outcome); nothing identifying."""
-    return f"{record['event']}: {record['status']} {record['code'] or record['outcome']}"
+    summary = f"{record['event']}: {record['status']} {record['code'] or record['outcome']}"
+    return f"{summary} ({record['reason']})" if record["reason"] else summary
 
 
 class RecordAsMessage(logging.Filter):
@@ -141,16 +147,39 @@ class AuditTrail:
             source=source,
         )
 
-    def refused(self, *, request_id: str, status: int, code: str, latency_ms: float, path_kind: str) -> dict[str, Any]:
-        """Record a request refused by authentication or authorisation."""
+    def refused(
+        self,
+        *,
+        request_id: str,
+        status: int,
+        code: str,
+        reason: str | None,
+        caller: Any,
+        model: dict[str, Any] | None,
+        latency_ms: float,
+        source: str = "http",
+    ) -> dict[str, Any]:
+        """Record a request refused by authentication (401) or authorisation (403).
+
+        Args:
+            request_id: The request's id.
+            status: 401 or 403.
+            code: The problem code (``unauthorized``, ``forbidden``).
+            reason: Why (``token_expired``, ``missing_role``, ...), the problem document's ``reason``.
+            caller: Who was refused: the authenticated caller of a 403, None for a 401.
+            model: The model the path names, None on routes that name none.
+            latency_ms: Time spent on the request.
+            source: Where it came from (refusals only happen on ``http``).
+        """
         return self.write(
             event="refused",
             request_id=request_id,
-            caller=None,
-            model=None,
+            caller=caller.audit_fields() if caller is not None else None,
+            model=model,
             outcome="refused",
             status=status,
             code=code,
+            reason=reason,
             latency_ms=round(latency_ms, 3),
-            source=f"http:{path_kind}",
+            source=source,
         )

@@ -67,6 +67,18 @@ class Caller:
 ANONYMOUS = Caller(kind="anonymous", id="anonymous (authentication disabled)")
 
 
+class MissingRole(Forbidden):
+    """A valid credential that grants neither a required role nor scope (403).
+
+    Unlike a 401 the caller is known: :attr:`caller` carries it to the audit trail.
+    It is an attribute, not a problem-document member, so it never reaches the client.
+    """
+
+    def __init__(self, detail: str, *, caller: Caller, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.caller = caller
+
+
 class FailedAuthCounter:
     """Counts failed authentications over a sliding window and logs the rate.
 
@@ -80,7 +92,16 @@ class FailedAuthCounter:
         self._lock = threading.Lock()
         self._clock = clock
 
-    def record(self, code: str) -> int:
+    def record(self, code: str, request_id: str | None = None) -> int:
+        """Count one failure and log the rate.
+
+        Args:
+            code: Why it failed (the refusal's ``reason``, else its problem code).
+            request_id: The refused request's id, so the line joins its audit record.
+
+        Returns:
+            The failures in the window, this one included.
+        """
         now = self._clock()
         with self._lock:
             self._events.append(now)
@@ -92,7 +113,13 @@ class FailedAuthCounter:
             code,
             count,
             int(self._window_s),
-            extra={"event": "auth_failed", "code": code, "failures_in_window": count, "window_s": self._window_s},
+            extra={
+                "event": "auth_failed",
+                "code": code,
+                "request_id": request_id,
+                "failures_in_window": count,
+                "window_s": self._window_s,
+            },
         )
         return count
 
@@ -143,7 +170,7 @@ class EntraTokenValidator:
         Raises:
             Unauthorized: The token is malformed, unsigned, badly signed, expired,
                 not yet valid, or for another audience or issuer.
-            Forbidden: The token is valid but grants neither a required role nor scope.
+            MissingRole: The token is valid but grants neither a required role nor scope (403).
         """
         jwt = self._jwt
         try:
@@ -173,19 +200,22 @@ class EntraTokenValidator:
             raise Unauthorized("The bearer token is not a valid Entra ID token.", reason="invalid_token") from err
         roles = tuple(claims.get("roles") or ())
         scopes = tuple(str(claims.get("scp") or "").split())
-        if not (self.required_roles & set(roles) or self.required_scopes & set(scopes)):
-            raise Forbidden(
-                "The token grants neither a required app role nor a required scope.",
-                required_roles=sorted(self.required_roles),
-                required_scopes=sorted(self.required_scopes),
-            )
-        return Caller(
+        caller = Caller(
             kind="entra",
             id=str(claims.get("oid") or claims.get("sub") or "unknown"),
             app_id=claims.get("azp") or claims.get("appid"),
             tenant_id=claims.get("tid"),
             roles=roles + scopes,
         )
+        if not (self.required_roles & set(roles) or self.required_scopes & set(scopes)):
+            raise MissingRole(
+                "The token grants neither a required app role nor a required scope.",
+                caller=caller,
+                reason="missing_role",
+                required_roles=sorted(self.required_roles),
+                required_scopes=sorted(self.required_scopes),
+            )
+        return caller
 
 
 class ApiKeyValidator:
@@ -248,19 +278,23 @@ class Authenticator:
         self.disabled = settings.auth_disabled
         self.failures = FailedAuthCounter(settings.auth.failed_auth_window_s)
 
-    def authenticate(self, headers: Mapping[str, str]) -> Caller:
+    def authenticate(self, headers: Mapping[str, str], request_id: str | None = None) -> Caller:
         """Authenticate one request from its headers (keys lower-case).
+
+        Args:
+            headers: The request headers, keys lower-case.
+            request_id: The request's id, written to the ``auth_failed`` line of a refusal.
 
         Raises:
             Unauthorized: No credential, or an invalid one (401).
-            Forbidden: A valid credential without the required role (403).
+            MissingRole: A valid credential without the required role (403).
         """
         if self.disabled:
             return ANONYMOUS
         try:
             return self._authenticate(headers)
         except (Unauthorized, Forbidden) as err:
-            self.failures.record(err.extra.get("reason", err.code))
+            self.failures.record(err.extra.get("reason", err.code), request_id)
             raise
 
     def _authenticate(self, headers: Mapping[str, str]) -> Caller:

@@ -134,8 +134,8 @@ def test_v1_issuer_of_the_same_tenant(client, tokens):
         ("wrong signature", lambda t: t.token(key=t.other_key), 401, "bad_signature"),
         ("unknown key id", lambda t: t.token(key=t.other_key, kid="rogue"), 401, "invalid_token"),
         ("alg none", lambda t: t.unsigned(), 401, "invalid_token"),
-        ("missing role", lambda t: t.token(roles=["Reader"]), 403, None),
-        ("no roles or scopes", lambda t: t.token(roles=None), 403, None),
+        ("missing role", lambda t: t.token(roles=["Reader"]), 403, "missing_role"),
+        ("no roles or scopes", lambda t: t.token(roles=None), 403, "missing_role"),
         ("missing exp", lambda t: t.token(exp=None), 401, "invalid_token"),
         ("garbage", lambda t: "not.a.jwt", 401, "invalid_token"),
     ],
@@ -147,8 +147,8 @@ def test_bad_tokens_are_refused_with_the_right_status(client, tokens, case, make
     problem = response.json()
     assert problem["code"] == ("forbidden" if status == 403 else "unauthorized")
     assert response.headers["content-type"] == "application/problem+json"
-    if reason:
-        assert problem["reason"] == reason
+    assert problem["reason"] == reason
+    if status == 401:
         assert "Bearer" in response.headers["www-authenticate"]
 
 
@@ -352,8 +352,53 @@ def test_refused_requests_are_audited_and_the_failure_rate_is_logged(client, cap
     refused = [r for r in audit_records(caplog) if r["request_id"].startswith("refused-")]
     assert [r["event"] for r in refused] == ["refused"] * 3
     assert all(r["status"] == 401 and r["code"] == "unauthorized" and r["caller"] is None for r in refused)
+    assert all(r["reason"] == "invalid_api_key" and r["model"]["name"] == "ct-tissue-seg" for r in refused)
     rates = [r.failures_in_window for r in caplog.records if getattr(r, "event", None) == "auth_failed"]
     assert rates[-1] >= 3 and rates == sorted(rates)
+
+
+def bundled_model_sha256() -> str:
+    """sha256 of the bundled model's ONNX file, computed here rather than read from its manifest."""
+    [onnx] = (DEFAULT_MODELS / "ct-tissue-seg").glob("*.onnx")
+    return hashlib.sha256(onnx.read_bytes()).hexdigest()
+
+
+@pytest.mark.requirement("REQ-SEC-007", "REQ-SEC-002")
+def test_a_403_refusal_names_the_authenticated_caller_and_the_model_asked_for(client, tokens, caplog):
+    caplog.set_level(logging.INFO)
+    response = post_ct(client, {**bearer(tokens.token(roles=["Reader"])), "X-Request-ID": "refused-403"})
+    assert (response.status_code, response.json()["reason"]) == (403, "missing_role")
+    [record] = [r for r in audit_records(caplog) if r["request_id"] == "refused-403"]
+    assert (record["event"], record["status"], record["code"]) == ("refused", 403, "forbidden")
+    assert record["reason"] == "missing_role"
+    # The token was valid: who was refused is known, from the token's own claims.
+    assert record["caller"] == {"kind": "entra", "id": CALLER_OID, "app_id": CLIENT_APP, "tenant_id": TENANT}
+    assert record["model"] == {"name": "ct-tissue-seg", "version": "1.0.0", "sha256": bundled_model_sha256()}
+    assert "caller" not in response.json() and CALLER_OID not in response.text  # never told to the client
+
+
+@pytest.mark.requirement("REQ-SEC-007", "REQ-SEC-011")
+@pytest.mark.parametrize(
+    "path, model",
+    [
+        ("/api/v1/models/ct-tissue-seg", {"name": "ct-tissue-seg", "version": "1.0.0"}),
+        ("/api/v1/models/no-such-model", {"name": "no-such-model", "version": None}),
+        ("/api/v1/models", None),
+    ],
+)
+def test_a_401_refusal_joins_its_auth_failed_line_by_request_id(client, tokens, caplog, path, model):
+    caplog.set_level(logging.INFO)
+    expired = tokens.token(exp=1_000_000_000, nbf=999_999_000, iat=999_999_000)
+    request_id = f"expired-{path.rsplit('/', 1)[-1]}"
+    assert client.get(path, headers={**bearer(expired), "X-Request-ID": request_id}).status_code == 401
+    [record] = [r for r in audit_records(caplog) if r["request_id"] == request_id]
+    [failure] = [r for r in caplog.records if getattr(r, "event", None) == "auth_failed" and r.request_id == request_id]
+    assert (record["reason"], failure.code) == ("token_expired", "token_expired")
+    assert record["caller"] is None  # a 401: nobody was authenticated
+    if model is None:
+        assert record["model"] is None
+    else:
+        assert {k: record["model"][k] for k in model} == model
 
 
 @pytest.mark.requirement("REQ-SEC-001")
