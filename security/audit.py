@@ -24,7 +24,7 @@ Fields (all present in every record, ``null`` when unknown):
 ``model``          ``{name, version, sha256}`` of the model that ran, or that the
                    path asked for (a refusal on a model route)
 ``input_sha256``   sha256 of the body, when one was read
-``input_bytes``    body size, when one was read
+``input_bytes``    body size, when one was read (null on a 413 refused unread)
 ``outcome``        ``success``, ``client_error``, ``server_error`` or ``refused``
 ``status``         HTTP status
 ``code``           the problem ``code`` for failures

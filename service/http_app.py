@@ -280,7 +280,7 @@ def _router(state: ServiceState) -> APIRouter:
         """Run the named model on the image in the body."""
         started = time.perf_counter()
         request_id: str = request.state.request_id
-        body = b""
+        body: bytes | None = None  # stays None when the body is refused unread: input_bytes is then unknown
         input_sha256: str | None = None
         status, code = 500, InternalError.code
         try:

@@ -303,6 +303,26 @@ def audit_records(caplog) -> list[dict]:
 LINE_FIELDS = {"level", "logger", "message"}  # what the JSON line adds to an audit record's own fields
 
 
+@pytest.mark.requirement("REQ-SEC-007", "REQ-SEC-009")
+def test_a_body_refused_unread_has_no_input_size_in_its_audit_record(tokens, vault, keys, caplog):
+    caplog.set_level(logging.INFO)
+    settings = production_settings(tokens, vault, MEDAI_MAX_BODY_BYTES="1024")
+    app = create_app(settings, authenticator=build_authenticator(settings, secrets=vault_secrets(vault)))
+    body = read_input("real_CT_small.dcm")  # 39206 bytes, declared in Content-Length
+    key = {"X-API-Key": keys["primary"]}
+    with TestClient(app) as http:
+        declared = http.post(INFER, content=body, headers={**key, "X-Request-ID": "big-1"})
+        chunks = iter([body[:1000], body[1000:2000]])  # no Content-Length: refused once 1024 bytes streamed in
+        streamed = http.post(INFER, content=chunks, headers={**key, "X-Request-ID": "big-2"})
+        empty = http.post(INFER, content=b"", headers={**key, "X-Request-ID": "empty-1"})
+    assert [r.status_code for r in (declared, streamed, empty)] == [413, 413, 400]
+    records = {r["request_id"]: r for r in audit_records(caplog)}
+    for request_id in ("big-1", "big-2"):  # never read in full: the size is unknown, not 0
+        assert (records[request_id]["code"], records[request_id]["input_bytes"]) == ("payload_too_large", None)
+        assert records[request_id]["input_sha256"] is None
+    assert (records["empty-1"]["code"], records["empty-1"]["input_bytes"]) == ("empty_body", 0)  # read: 0 bytes
+
+
 @pytest.mark.requirement("REQ-SEC-007", "REQ-SEC-006")
 def test_audit_record_of_an_inference_names_the_caller_never_the_token(client, tokens, caplog):
     caplog.set_level(logging.DEBUG)
