@@ -390,8 +390,13 @@ class Settings:
         """
         modes = set(self.auth.mode)
         unknown = modes - {"entra", "api-key", "none"}
-        if unknown or not modes:
-            raise ConfigurationError(f"MEDAI_AUTH_MODE: unknown mode(s) {sorted(unknown)}; use entra, api-key or none")
+        accepted = (
+            "accepted: entra, api-key or both, comma-separated (the default), or none (MEDAI_ENVIRONMENT=local only)"
+        )
+        if not modes:  # set but blank: say so rather than list an empty set of unknown modes
+            raise ConfigurationError(f"MEDAI_AUTH_MODE is empty; {accepted}. Unset it for the default.")
+        if unknown:
+            raise ConfigurationError(f"MEDAI_AUTH_MODE: unknown mode(s) {', '.join(sorted(unknown))}; {accepted}")
         if "none" in modes and len(modes) > 1:
             raise ConfigurationError("MEDAI_AUTH_MODE: `none` cannot be combined with other modes")
         if "none" in modes and self.environment != "local":
