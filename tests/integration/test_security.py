@@ -23,7 +23,7 @@ from security.auth import build_authenticator
 from security.secrets import KeyVaultSecrets
 from service.http_app import create_app
 from service.logs import _QUIET, JsonFormatter, configure_logging
-from tests.conftest import DEFAULT_MODELS, LOCAL_ENV, TEST_MODELS, ServedApp, make_settings, read_input
+from tests.conftest import DEFAULT_MODELS, LOCAL_ENV, ROOT, TEST_MODELS, ServedApp, make_settings, read_input
 from tests.security_fakes import (
     AUDIENCE,
     CALLER_OID,
@@ -375,6 +375,15 @@ def test_refused_requests_are_audited_and_the_failure_rate_is_logged(client, cap
     assert all(r["reason"] == "invalid_api_key" and r["model"]["name"] == "ct-tissue-seg" for r in refused)
     rates = [r.failures_in_window for r in caplog.records if getattr(r, "event", None) == "auth_failed"]
     assert rates[-1] >= 3 and rates == sorted(rates)
+
+
+@pytest.mark.requirement("REQ-SEC-007")
+def test_application_insights_never_samples_the_audit_trail():
+    # Python log records reach Application Insights as Trace telemetry; adaptive sampling would drop some.
+    sampling = json.loads((ROOT / "host.json").read_text())["logging"]["applicationInsights"]["samplingSettings"]
+    excluded = {kind.strip() for kind in sampling.get("excludedTypes", "").split(";")}
+    assert sampling.get("isEnabled") is False or "Trace" in excluded, sampling
+    assert "Request" in excluded and "Exception" in excluded  # kept whole as before
 
 
 def bundled_model_sha256() -> str:
