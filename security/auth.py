@@ -67,16 +67,22 @@ class Caller:
 ANONYMOUS = Caller(kind="anonymous", id="anonymous (authentication disabled)")
 
 
-class MissingRole(Forbidden):
-    """A valid credential that grants neither a required role nor scope (403).
+def _missing_role(caller: Caller, **extra: Any) -> Forbidden:
+    """The 403 of a valid credential without a required role or scope, knowing whom it refuses.
 
-    Unlike a 401 the caller is known: :attr:`caller` carries it to the audit trail.
-    It is an attribute, not a problem-document member, so it never reaches the client.
+    The caller rides on the error as an attribute, not as a problem-document member (``extra``),
+    so it reaches the audit trail (:func:`refused_caller`) and never the client. A subclass would
+    add a second class with the code ``forbidden`` to the one exception tree.
     """
+    error = Forbidden("The token grants neither a required app role nor a required scope.", **extra)
+    error.caller = caller  # type: ignore[attr-defined]
+    return error
 
-    def __init__(self, detail: str, *, caller: Caller, **extra: Any) -> None:
-        super().__init__(detail, **extra)
-        self.caller = caller
+
+def refused_caller(error: ServiceError) -> Caller | None:
+    """The authenticated caller a 403 refused; None for a 401 (nobody was authenticated)."""
+    caller = getattr(error, "caller", None)
+    return caller if isinstance(caller, Caller) else None
 
 
 class FailedAuthCounter:
@@ -170,7 +176,8 @@ class EntraTokenValidator:
         Raises:
             Unauthorized: The token is malformed, unsigned, badly signed, expired,
                 not yet valid, or for another audience or issuer.
-            MissingRole: The token is valid but grants neither a required role nor scope (403).
+            Forbidden: The token is valid but grants neither a required role nor scope (403);
+                :func:`refused_caller` tells whom it refused.
         """
         jwt = self._jwt
         try:
@@ -208,9 +215,8 @@ class EntraTokenValidator:
             roles=roles + scopes,
         )
         if not (self.required_roles & set(roles) or self.required_scopes & set(scopes)):
-            raise MissingRole(
-                "The token grants neither a required app role nor a required scope.",
-                caller=caller,
+            raise _missing_role(
+                caller,
                 reason="missing_role",
                 required_roles=sorted(self.required_roles),
                 required_scopes=sorted(self.required_scopes),
@@ -287,7 +293,7 @@ class Authenticator:
 
         Raises:
             Unauthorized: No credential, or an invalid one (401).
-            MissingRole: A valid credential without the required role (403).
+            Forbidden: A valid credential without the required role (403).
         """
         if self.disabled:
             return ANONYMOUS

@@ -39,7 +39,7 @@ from inference.errors import (
 from inference.settings import Settings
 from inference.version import version_info
 from security.audit import AuditTrail
-from security.auth import Authenticator, Caller, MissingRole, build_authenticator
+from security.auth import Authenticator, Caller, build_authenticator, refused_caller
 
 from . import schemas
 from .runner import InferenceRunner
@@ -104,7 +104,7 @@ class ServiceState:
                     status=err.status,
                     code=err.code,
                     reason=err.extra.get("reason"),
-                    caller=err.caller if isinstance(err, MissingRole) else None,
+                    caller=refused_caller(err),
                     model=self.model_fields(str(name)) if name is not None else None,
                     latency_ms=(time.perf_counter() - started) * 1000,
                 )
