@@ -234,7 +234,8 @@ class SecretSettings:
     )
     cache_ttl_s: int = _s(
         "MEDAI_SECRET_CACHE_TTL_S",
-        "How long a secret value is cached; a rotated key is picked up within this time.",
+        "How long a secret value is cached; a rotated key is picked up within this time. While Key Vault is "
+        "unreachable cached values are served and the vault is retried at most once per tenth of it.",
         300,
     )
     phi_hash_key_secret: str = _s(

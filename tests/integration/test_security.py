@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 
 from inference.errors import ConfigurationError, MissingSecret, TransientFailure
 from security.audit import AUDIT_LOGGER, FIELDS
-from security.auth import build_authenticator
-from security.secrets import KeyVaultSecrets
+from security.auth import ApiKeyValidator, build_authenticator
+from security.secrets import SECRET_CLIENT_OPTIONS, KeyVaultSecrets
 from service.http_app import create_app
 from service.logs import _QUIET, JsonFormatter, configure_logging
 from tests.conftest import DEFAULT_MODELS, LOCAL_ENV, ROOT, TEST_MODELS, ServedApp, make_settings, read_input
@@ -290,6 +290,39 @@ def test_unreachable_vault_serves_the_cached_value_then_fails_transiently(tmp_pa
     assert store.get("api-key-primary") == "cached-value"
     with pytest.raises(TransientFailure):
         store.get("never-read-before")
+
+
+@pytest.mark.requirement("REQ-SEC-004", "REQ-SEC-003")
+def test_a_vault_outage_after_the_ttl_costs_one_bounded_attempt_per_backoff_period(tmp_path):
+    vault = FakeKeyVault(tmp_path, {"api-key-primary": "primary-value", "api-key-secondary": "secondary-value"})
+    try:
+        clock = [0.0]
+        store = vault_secrets(vault, ttl_s=300, clock=lambda: clock[0])  # back-off: a tenth of the TTL, 30 s
+        validator = ApiKeyValidator(store, ("api-key-primary", "api-key-secondary"))
+        assert validator.validate("primary-value").id == "api-key-primary"  # both slots read and cached
+        vault.unavailable = True
+        clock[0] = 301  # both cached values expired, and the vault answers 503 to everything
+        assert validator.validate("secondary-value").id == "api-key-secondary"  # served from the cache
+        # One read, with the SDK's retries bounded (1 + retry_total attempts), and for the first slot only:
+        # the second slot was served from the cache without asking a vault known to be down.
+        attempts = 1 + SECRET_CLIENT_OPTIONS["retry_total"]
+        assert vault.refused == attempts
+        for _ in range(5):  # later requests within the back-off do not reach the vault at all
+            clock[0] += 5
+            assert validator.validate("primary-value").id == "api-key-primary"
+        with pytest.raises(TransientFailure):
+            store.get("never-read-before")  # nothing cached: refused at once, not after the retries
+        assert vault.refused == attempts
+        clock[0] += 30  # the back-off is over: one more bounded attempt, then back-off again
+        assert validator.validate("primary-value").id == "api-key-primary"
+        assert vault.refused == 2 * attempts
+        vault.unavailable = False
+        vault.secrets["api-key-primary"] = "rotated-value"
+        clock[0] += 31  # the vault is back: the next read after the back-off fetches the current values
+        assert validator.validate("rotated-value").id == "api-key-primary"
+        assert vault.refused == 2 * attempts
+    finally:
+        vault.close()
 
 
 # --- audit trail and failed-authentication rate ------------------------------------------------
