@@ -11,7 +11,7 @@ write the result record, archive, delete. Upload is not timed; model loading is 
 from __future__ import annotations
 
 # bandit: only fixed, local commands (servers, wrk, node, git)
-import subprocess  # nosec B404
+import subprocess  # nosec B404  # starts the local emulator with fixed arguments
 import tempfile
 import time
 from pathlib import Path
@@ -36,8 +36,7 @@ class Azurite:
             raise RuntimeError("Azurite is not installed: run `npm ci` (make install does it)")
         self.blob_port, self.queue_port, self.table_port = free_port(), free_port(), free_port()
         self._log = (location / "azurite.log").open("wb")
-        # bandit: fixed arguments, a local emulator
-        self.process = subprocess.Popen(  # nosec B603 B607
+        self.process = subprocess.Popen(  # nosec B603 B607  # node from PATH, fixed arguments, a local emulator
             [
                 "node", str(AZURITE_JS), "--silent", "--disableTelemetry", "--skipApiVersionCheck",
                 "--location", str(location),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import http.client
 import os
 # bandit: only fixed, local commands (servers, wrk, node, git)
-import subprocess  # nosec B404
+import subprocess  # nosec B404  # starts our own script and module with fixed arguments
 import sys
 import time
 from pathlib import Path
@@ -33,8 +33,7 @@ BARE = Path(__file__).resolve().parent / "bare_start.py"
 def time_bare(model_path: Path) -> float:
     """Seconds from spawning bare_start.py to its ``ready`` line."""
     started = time.perf_counter()
-    # bandit: our own script, fixed arguments
-    process = subprocess.Popen(  # nosec B603
+    process = subprocess.Popen(  # nosec B603  # our own script, fixed arguments, no shell
         [sys.executable, str(BARE), str(model_path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
     )
     line = process.stdout.readline() if process.stdout is not None else b""
@@ -62,8 +61,7 @@ def time_service(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         started = time.perf_counter()
-        # bandit: our own module, fixed arguments
-        process = subprocess.Popen(  # nosec B603
+        process = subprocess.Popen(  # nosec B603  # our own module, fixed arguments, no shell
             [sys.executable, "-m", "service", "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=log
         )
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 # bandit: only fixed, local commands (servers, wrk, node, git)
-import subprocess  # nosec B404
+import subprocess  # nosec B404  # runs wrk with arguments built here, never a shell
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -105,7 +105,8 @@ def run_wrk(url: str, script: Path, *, connections: int, duration_s: float, time
         wrk_path(), "-t", "1", "-c", str(connections), "-d", f"{max(1, round(duration_s))}s",
         "--timeout", f"{int(timeout_s)}s", "-s", str(script), url,
     ]  # fmt: skip
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=duration_s + timeout_s + 30)  # nosec B603
+    timeout = duration_s + timeout_s + 30
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)  # nosec B603  # wrk, argv built here
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip()}")
     result = parse_wrk(done.stdout)

@@ -67,8 +67,7 @@ def measure_memory(server: Server, model: str, files: list[Path], *, requests: i
     path = INFER_PATH.format(model=model)
     warm_failures = send(server, path, bodies, list(range(len(bodies))) * 2, concurrency)
     baseline = proc_status(server.pid)
-    # bandit: a reproducible order, not security
-    rng = random.Random(SEED)  # nosec B311
+    rng = random.Random(SEED)  # nosec B311  # a reproducible request order, not security
     order: list[int] = []
     while len(order) < requests:
         block = list(range(len(bodies)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 # bandit: only fixed, local commands (servers, wrk, node, git)
-import subprocess  # nosec B404
+import subprocess  # nosec B404  # runs git and wrk with fixed arguments, never a shell
 import sys
 from datetime import UTC, datetime
 from importlib import metadata
@@ -39,8 +39,7 @@ def _cpu_model() -> str:
 
 def _git_commit() -> str | None:
     try:
-        # bandit: fixed arguments
-        done = subprocess.run(  # nosec B603 B607
+        done = subprocess.run(  # nosec B603 B607  # git from PATH, fixed arguments, no shell
             ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
         )
     except (OSError, subprocess.SubprocessError):
@@ -50,7 +49,7 @@ def _git_commit() -> str | None:
 
 def _wrk_version() -> str | None:
     try:
-        done = subprocess.run(["wrk", "-v"], capture_output=True, text=True, timeout=10)  # nosec B603 B607
+        done = subprocess.run(["wrk", "-v"], capture_output=True, text=True, timeout=10)  # nosec B603 B607  # no shell
     except (OSError, subprocess.SubprocessError):
         return None
     text = (done.stdout + done.stderr).strip().splitlines()

@@ -6,7 +6,7 @@ import http.client
 import os
 import socket
 # bandit: only fixed, local commands (servers, wrk, node, git)
-import subprocess  # nosec B404
+import subprocess  # nosec B404  # starts the servers under test with fixed arguments
 import sys
 import time
 from pathlib import Path
@@ -84,8 +84,7 @@ class Server:
         self.log_path = log_dir / f"{kind}-{self.port}.log"
         self._log = self.log_path.open("wb")
         self.started = time.perf_counter()
-        # bandit: our own modules, fixed arguments
-        self.process = subprocess.Popen(  # nosec B603
+        self.process = subprocess.Popen(  # nosec B603  # our own modules, fixed arguments, no shell
             argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
 

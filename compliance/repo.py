@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 # `git` is run with fixed argument lists (no shell) to identify the commit of a release record.
-import subprocess  # nosec B404
+import subprocess  # nosec B404  # runs git with fixed arguments, never a shell
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -237,7 +237,7 @@ def current_commit(root: Path, environ: dict[str, str] | None = None) -> Commit:
     git = shutil.which("git")
     dirty = None
     if git:
-        status = subprocess.run(  # nosec B603
+        status = subprocess.run(  # nosec B603  # git found by shutil.which, fixed arguments, no shell
             [git, "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True,
             check=False,
         )
@@ -245,7 +245,7 @@ def current_commit(root: Path, environ: dict[str, str] | None = None) -> Commit:
     if env.get("GITHUB_SHA"):
         return Commit(env["GITHUB_SHA"], dirty, "GITHUB_SHA")
     if git:
-        head = subprocess.run(  # nosec B603
+        head = subprocess.run(  # nosec B603  # git found by shutil.which, fixed arguments, no shell
             [git, "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=False
         )
         if head.returncode == 0 and re.fullmatch(r"[0-9a-f]{40}", head.stdout.strip()):

@@ -55,6 +55,7 @@ from .errors import (
     UnsupportedPhotometric,
     UnsupportedSopClass,
     UnsupportedTransferSyntax,
+    shown_code_string,
 )
 from .image import DecodedImage, VoiLut, Window
 from .isolation import ChildFailure, IsolatedDecoder
@@ -152,7 +153,7 @@ def _decode_dataset(
     photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
     if photometric not in _SUPPORTED_PHOTOMETRIC:
         raise UnsupportedPhotometric(
-            f"Photometric Interpretation {photometric or '(missing)'} is not supported.",
+            f"Photometric Interpretation {shown_code_string(photometric) or '(missing)'} is not supported.",
             supported=sorted(_SUPPORTED_PHOTOMETRIC),
         )
     check_image_geometry(

@@ -291,3 +291,16 @@ def all_error_types() -> list[type[ServiceError]]:
             seen.append(cls)
             stack.extend(cls.__subclasses__())
     return sorted(seen, key=lambda c: (c.status, c.code))
+
+
+def shown_code_string(value: object, limit: int = 16) -> str:
+    """A DICOM Code String value (Modality, Photometric Interpretation) as a detail may echo it.
+
+    Such values are technical, not identifying, and echoing them tells a client what was
+    refused; but they come from the file, so the echo is cut to ``limit`` characters (the
+    CS maximum) with ``...`` and anything but printable ASCII becomes ``?``: no kilobytes,
+    no terminal control sequences in a problem document or a log viewer.
+    """
+    text = str(value)
+    shown = "".join(c if c.isascii() and c.isprintable() else "?" for c in text[:limit])
+    return shown + ("..." if len(text) > limit else "")

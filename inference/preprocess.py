@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .errors import IncompatibleInput
+from .errors import IncompatibleInput, shown_code_string
 from .image import DecodedImage, Window
 from .manifest import InputSpec
 
@@ -129,7 +129,7 @@ def check_compatible(image: DecodedImage, spec: InputSpec) -> None:
     if spec.modalities and image.source == "dicom" and (image.modality or "").upper() not in spec.modalities:
         raise IncompatibleInput(
             f"This model accepts DICOM modalities {', '.join(spec.modalities)}; "
-            f"the image's Modality is {image.modality or '(missing)'}.",
+            f"the image's Modality is {shown_code_string(image.modality or '') or '(missing)'}.",
             accepted_modalities=list(spec.modalities),
         )
     if spec.intensity == "modality" and not image.has_modality_values:

@@ -241,7 +241,8 @@ class SecretSettings:
     )
     cache_ttl_s: int = _s(
         "MEDAI_SECRET_CACHE_TTL_S",
-        "How long a secret value is cached; a rotated key is picked up within this time.",
+        "How long a secret value is cached; a rotated key is picked up within this time. While Key Vault is "
+        "unreachable cached values are served and the vault is retried at most once per tenth of it.",
         300,
     )
     phi_hash_key_secret: str = _s(
@@ -344,7 +345,9 @@ class Settings:
         "Deployment environment. `local` allows the development-only settings.",
         "production",
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _s("MEDAI_LOG_LEVEL", "Root log level.", "INFO")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _s(
+        "MEDAI_LOG_LEVEL", "Root log level; the audit logger (`medai.audit`) stays at INFO whatever it is.", "INFO"
+    )
     git_commit: str = _s(
         "MEDAI_GIT_COMMIT",
         "Commit the deployment was built from (set by the pipeline); locally read from `.git`.",
@@ -400,8 +403,13 @@ class Settings:
         """
         modes = set(self.auth.mode)
         unknown = modes - {"entra", "api-key", "none"}
-        if unknown or not modes:
-            raise ConfigurationError(f"MEDAI_AUTH_MODE: unknown mode(s) {sorted(unknown)}; use entra, api-key or none")
+        accepted = (
+            "accepted: entra, api-key or both, comma-separated (the default), or none (MEDAI_ENVIRONMENT=local only)"
+        )
+        if not modes:  # set but blank: say so rather than list an empty set of unknown modes
+            raise ConfigurationError(f"MEDAI_AUTH_MODE is empty; {accepted}. Unset it for the default.")
+        if unknown:
+            raise ConfigurationError(f"MEDAI_AUTH_MODE: unknown mode(s) {', '.join(sorted(unknown))}; {accepted}")
         if "none" in modes and len(modes) > 1:
             raise ConfigurationError("MEDAI_AUTH_MODE: `none` cannot be combined with other modes")
         if "none" in modes and self.environment != "local":

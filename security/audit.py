@@ -2,20 +2,34 @@
 
 Records go to the ``medai.audit`` logger, separate from operational logs, so a
 diagnostic setting or the Functions host can route them to their own Log
-Analytics table. Fields (all present in every record, ``null`` when unknown):
+Analytics table; the logger stays at INFO whatever ``MEDAI_LOG_LEVEL`` is
+(:func:`service.logs.configure_logging`).
+
+A record's fields are attributes of its log record, so the JSON log line
+(:class:`service.logs.JsonFormatter`) carries them as top-level fields next to a
+short human ``message`` (``inference: 200 success``). The Azure Functions
+Python worker forwards only a record's message text (and logger name) to
+Application Insights, so under the host :class:`RecordAsMessage` makes that
+text the record's JSON.
+
+Fields (all present in every record, ``null`` when unknown):
 
 =================  ===========================================================
 ``event``          ``inference`` or ``refused`` (authentication/authorisation)
 ``time``           UTC, ISO 8601 with milliseconds
 ``request_id``     correlation id (also the ``X-Request-ID`` response header)
 ``caller``         ``{kind, id, app_id, tenant_id}``: Entra object id and app id,
-                   or the API key id; never a token or key
-``model``          ``{name, version, sha256}`` of the model that ran (or was asked)
+                   or the API key id; never a token or key. A refusal: the
+                   authenticated caller of a 403, null for a 401
+``model``          ``{name, version, sha256}`` of the model that ran, or that the
+                   path asked for (a refusal on a model route)
 ``input_sha256``   sha256 of the body, when one was read
-``input_bytes``    body size
+``input_bytes``    body size, when one was read (null on a 413 refused unread)
 ``outcome``        ``success``, ``client_error``, ``server_error`` or ``refused``
 ``status``         HTTP status
 ``code``           the problem ``code`` for failures
+``reason``         a refusal's ``reason`` (``token_expired``, ``invalid_api_key``,
+                   ``missing_role``, ...), as in its problem document
 ``latency_ms``     time in the service
 ``source``         ``http`` or ``blob``
 =================  ===========================================================
@@ -43,6 +57,7 @@ FIELDS = (
     "outcome",
     "status",
     "code",
+    "reason",
     "latency_ms",
     "source",
 )
@@ -60,6 +75,27 @@ def _outcome(status: int) -> str:
     return "client_error" if status < 500 else "server_error"
 
 
+def _summary(record: dict[str, Any]) -> str:
+    """The short human message of a record: event, status and code (or outcome); nothing identifying."""
+    summary = f"{record['event']}: {record['status']} {record['code'] or record['outcome']}"
+    return f"{summary} ({record['reason']})" if record["reason"] else summary
+
+
+class RecordAsMessage(logging.Filter):
+    """Puts an audit record's JSON in its message text, for a host that forwards only that text.
+
+    Installed on the ``medai.audit`` logger under the Functions host, whose Python
+    worker sends Application Insights a record's formatted message and logger name
+    and drops every other attribute: without it the trail would arrive as summaries.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if hasattr(record, "event"):  # written by AuditTrail: every field is an attribute
+            record.msg = json.dumps({name: getattr(record, name, None) for name in FIELDS}, sort_keys=True)
+            record.args = ()
+        return True
+
+
 class AuditTrail:
     """Writes audit records to the ``medai.audit`` logger."""
 
@@ -67,10 +103,14 @@ class AuditTrail:
         self._log = logger or logging.getLogger(AUDIT_LOGGER)
 
     def write(self, **fields: Any) -> dict[str, Any]:
-        """Write one record with every documented field; returns it."""
+        """Write one record with every documented field; returns it.
+
+        The fields travel as attributes of the log record (``extra``), so a JSON
+        handler writes them as top-level fields rather than as a string to parse.
+        """
         record = {name: fields.get(name) for name in FIELDS}
         record["time"] = record["time"] or _now()
-        self._log.info(json.dumps(record, sort_keys=True))
+        self._log.info(_summary(record), extra=record)
         return record
 
     def inference(
@@ -107,16 +147,39 @@ class AuditTrail:
             source=source,
         )
 
-    def refused(self, *, request_id: str, status: int, code: str, latency_ms: float, path_kind: str) -> dict[str, Any]:
-        """Record a request refused by authentication or authorisation."""
+    def refused(
+        self,
+        *,
+        request_id: str,
+        status: int,
+        code: str,
+        reason: str | None,
+        caller: Any,
+        model: dict[str, Any] | None,
+        latency_ms: float,
+        source: str = "http",
+    ) -> dict[str, Any]:
+        """Record a request refused by authentication (401) or authorisation (403).
+
+        Args:
+            request_id: The request's id.
+            status: 401 or 403.
+            code: The problem code (``unauthorized``, ``forbidden``).
+            reason: Why (``token_expired``, ``missing_role``, ...), the problem document's ``reason``.
+            caller: Who was refused: the authenticated caller of a 403, None for a 401.
+            model: The model the path names, None on routes that name none.
+            latency_ms: Time spent on the request.
+            source: Where it came from (refusals only happen on ``http``).
+        """
         return self.write(
             event="refused",
             request_id=request_id,
-            caller=None,
-            model=None,
+            caller=caller.audit_fields() if caller is not None else None,
+            model=model,
             outcome="refused",
             status=status,
             code=code,
+            reason=reason,
             latency_ms=round(latency_ms, 3),
-            source=f"http:{path_kind}",
+            source=source,
         )

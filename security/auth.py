@@ -67,6 +67,24 @@ class Caller:
 ANONYMOUS = Caller(kind="anonymous", id="anonymous (authentication disabled)")
 
 
+def _missing_role(caller: Caller, **extra: Any) -> Forbidden:
+    """The 403 of a valid credential without a required role or scope, knowing whom it refuses.
+
+    The caller rides on the error as an attribute, not as a problem-document member (``extra``),
+    so it reaches the audit trail (:func:`refused_caller`) and never the client. A subclass would
+    add a second class with the code ``forbidden`` to the one exception tree.
+    """
+    error = Forbidden("The token grants neither a required app role nor a required scope.", **extra)
+    error.caller = caller  # type: ignore[attr-defined]
+    return error
+
+
+def refused_caller(error: ServiceError) -> Caller | None:
+    """The authenticated caller a 403 refused; None for a 401 (nobody was authenticated)."""
+    caller = getattr(error, "caller", None)
+    return caller if isinstance(caller, Caller) else None
+
+
 class FailedAuthCounter:
     """Counts failed authentications over a sliding window and logs the rate.
 
@@ -80,7 +98,16 @@ class FailedAuthCounter:
         self._lock = threading.Lock()
         self._clock = clock
 
-    def record(self, code: str) -> int:
+    def record(self, code: str, request_id: str | None = None) -> int:
+        """Count one failure and log the rate.
+
+        Args:
+            code: Why it failed (the refusal's ``reason``, else its problem code).
+            request_id: The refused request's id, so the line joins its audit record.
+
+        Returns:
+            The failures in the window, this one included.
+        """
         now = self._clock()
         with self._lock:
             self._events.append(now)
@@ -92,7 +119,13 @@ class FailedAuthCounter:
             code,
             count,
             int(self._window_s),
-            extra={"event": "auth_failed", "code": code, "failures_in_window": count, "window_s": self._window_s},
+            extra={
+                "event": "auth_failed",
+                "code": code,
+                "request_id": request_id,
+                "failures_in_window": count,
+                "window_s": self._window_s,
+            },
         )
         return count
 
@@ -143,7 +176,8 @@ class EntraTokenValidator:
         Raises:
             Unauthorized: The token is malformed, unsigned, badly signed, expired,
                 not yet valid, or for another audience or issuer.
-            Forbidden: The token is valid but grants neither a required role nor scope.
+            Forbidden: The token is valid but grants neither a required role nor scope (403);
+                :func:`refused_caller` tells whom it refused.
         """
         jwt = self._jwt
         try:
@@ -173,19 +207,21 @@ class EntraTokenValidator:
             raise Unauthorized("The bearer token is not a valid Entra ID token.", reason="invalid_token") from err
         roles = tuple(claims.get("roles") or ())
         scopes = tuple(str(claims.get("scp") or "").split())
-        if not (self.required_roles & set(roles) or self.required_scopes & set(scopes)):
-            raise Forbidden(
-                "The token grants neither a required app role nor a required scope.",
-                required_roles=sorted(self.required_roles),
-                required_scopes=sorted(self.required_scopes),
-            )
-        return Caller(
+        caller = Caller(
             kind="entra",
             id=str(claims.get("oid") or claims.get("sub") or "unknown"),
             app_id=claims.get("azp") or claims.get("appid"),
             tenant_id=claims.get("tid"),
             roles=roles + scopes,
         )
+        if not (self.required_roles & set(roles) or self.required_scopes & set(scopes)):
+            raise _missing_role(
+                caller,
+                reason="missing_role",
+                required_roles=sorted(self.required_roles),
+                required_scopes=sorted(self.required_scopes),
+            )
+        return caller
 
 
 class ApiKeyValidator:
@@ -248,8 +284,12 @@ class Authenticator:
         self.disabled = settings.auth_disabled
         self.failures = FailedAuthCounter(settings.auth.failed_auth_window_s)
 
-    def authenticate(self, headers: Mapping[str, str]) -> Caller:
+    def authenticate(self, headers: Mapping[str, str], request_id: str | None = None) -> Caller:
         """Authenticate one request from its headers (keys lower-case).
+
+        Args:
+            headers: The request headers, keys lower-case.
+            request_id: The request's id, written to the ``auth_failed`` line of a refusal.
 
         Raises:
             Unauthorized: No credential, or an invalid one (401).
@@ -260,7 +300,7 @@ class Authenticator:
         try:
             return self._authenticate(headers)
         except (Unauthorized, Forbidden) as err:
-            self.failures.record(err.extra.get("reason", err.code))
+            self.failures.record(err.extra.get("reason", err.code), request_id)
             raise
 
     def _authenticate(self, headers: Mapping[str, str]) -> Caller:

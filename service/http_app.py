@@ -39,7 +39,7 @@ from inference.errors import (
 from inference.settings import Settings
 from inference.version import version_info
 from security.audit import AuditTrail
-from security.auth import Authenticator, Caller, build_authenticator
+from security.auth import Authenticator, Caller, build_authenticator, refused_caller
 
 from . import schemas
 from .runner import InferenceRunner
@@ -90,19 +90,23 @@ class ServiceState:
         """FastAPI dependency: authenticate the request or refuse it (401/403, audited)."""
         started = time.perf_counter()
         headers = {key.lower(): value for key, value in request.headers.items()}
+        request_id: str = request.state.request_id
         try:
             if self.authenticator.disabled:  # local development: nothing to check, no thread hop
                 caller = self.authenticator.authenticate(headers)
             else:  # may fetch signing keys or secrets: off the event loop
-                caller = await self.runner.call(self.authenticator.authenticate, headers)
+                caller = await self.runner.call(self.authenticator.authenticate, headers, request_id)
         except ServiceError as err:
             if err.status in (401, 403):
+                name = request.path_params.get("name")  # routing ran first: the model the path asks for
                 self.audit.refused(
-                    request_id=request.state.request_id,
+                    request_id=request_id,
                     status=err.status,
                     code=err.code,
+                    reason=err.extra.get("reason"),
+                    caller=refused_caller(err),
+                    model=self.model_fields(str(name)) if name is not None else None,
                     latency_ms=(time.perf_counter() - started) * 1000,
-                    path_kind=_route_kind(request),
                 )
             raise
         request.state.caller = caller
@@ -133,11 +137,6 @@ async def current_caller(
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]
-
-
-def _route_kind(request: Request) -> str:
-    path = request.url.path
-    return "infer" if path.endswith("/infer") else "read"
 
 
 def create_app(
@@ -281,7 +280,7 @@ def _router(state: ServiceState) -> APIRouter:
         """Run the named model on the image in the body."""
         started = time.perf_counter()
         request_id: str = request.state.request_id
-        body = b""
+        body: bytes | None = None  # stays None when the body is refused unread: input_bytes is then unknown
         input_sha256: str | None = None
         status, code = 500, InternalError.code
         try:

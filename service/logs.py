@@ -1,8 +1,10 @@
 """Logging: JSON lines, quiet third-party loggers, nothing sensitive.
 
 Under the Azure Functions host the worker owns the root handler and forwards
-records to Application Insights; there we only set levels. Elsewhere (the local
-server, tests) one JSON-lines handler on stderr is installed.
+records to Application Insights (only their message text and logger name); there
+we only set levels, and audit records carry their JSON as their message. Elsewhere
+(the local server, the backfill CLI, tests) one JSON-lines handler on stderr is
+installed, and audit fields are top-level fields of the line.
 
 Third-party loggers that can quote request URLs (which may embed blob names)
 or element values are held at WARNING or silenced (pydicom: see
@@ -17,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from inference.settings import Settings
+from security.audit import AUDIT_LOGGER, RecordAsMessage
 
 _QUIET = {
     "azure": logging.WARNING,
@@ -30,12 +33,20 @@ _QUIET = {
 _STANDARD = set(vars(logging.makeLogRecord({})))
 
 
+def _utc(created: float) -> str:
+    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per record, with the ``extra`` fields kept as fields."""
+    """One JSON object per record, with the ``extra`` fields kept as top-level fields.
+
+    An audit record's fields are such ``extra`` fields; its own ``time`` (the value
+    the audit trail returned to its writer) is the line's time.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": getattr(record, "time", None) or _utc(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -51,12 +62,24 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(settings: Settings, *, install_handler: bool = True) -> None:
     """Set levels and, unless the host owns logging, install the JSON handler.
 
+    ``MEDAI_LOG_LEVEL`` sets the root level; the audit logger keeps INFO whatever it
+    is, because the audit trail is a record of use, not diagnostics. Under the host,
+    audit records get their JSON as message text (:class:`security.audit.RecordAsMessage`).
+
     Args:
         settings: For the root level.
         install_handler: False under the Functions host (its handler stays).
     """
     root = logging.getLogger()
     root.setLevel(settings.log_level)
+    # Audit records are written at INFO: with only the root level set, MEDAI_LOG_LEVEL=WARNING
+    # would silence the trail. Handlers have no level of their own, so this level decides alone.
+    audit = logging.getLogger(AUDIT_LOGGER)
+    audit.setLevel(logging.INFO)
+    for existing in [f for f in audit.filters if isinstance(f, RecordAsMessage)]:
+        audit.removeFilter(existing)
+    if not install_handler:  # the worker forwards only the message text: there the text is the record
+        audit.addFilter(RecordAsMessage())
     if install_handler and not any(getattr(h, "_medai", False) for h in root.handlers):
         handler = logging.StreamHandler()
         handler.setFormatter(JsonFormatter())

@@ -167,6 +167,9 @@ class FakeKeyVault:
     Attributes:
         secrets: Name to value; tests change it to rotate a secret.
         requests: Secret names fetched, in order.
+        unavailable: While true, every request is answered 503 (an outage of the vault's
+            front end) and counted in ``refused``.
+        refused: Requests answered 503 during an outage, retries included.
         url: The vault URI to configure (``https://127.0.0.1:PORT/``).
         ca_file: The certificate clients must trust.
     """
@@ -174,11 +177,17 @@ class FakeKeyVault:
     def __init__(self, directory: Path, secrets: dict[str, str]) -> None:
         self.secrets = dict(secrets)
         self.requests: list[str] = []
+        self.unavailable = False
+        self.refused = 0
         self.ca_file, key_file = self_signed_certificate(directory)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                if outer.unavailable:
+                    outer.refused += 1
+                    self._reply(503, {"error": {"code": "ServiceUnavailable", "message": "Service unavailable."}})
+                    return
                 path = urlparse(self.path).path.strip("/").split("/")
                 if self.headers.get("Authorization") != f"Bearer {StaticTokenCredential.TOKEN}":
                     self._reply(
@@ -229,13 +238,16 @@ class FakeKeyVault:
         _serve(self._server)
 
     def client_factory(self, credential: StaticTokenCredential) -> Any:
-        """Builds the real ``SecretClient`` against this endpoint (trusting its certificate)."""
+        """Builds the real ``SecretClient`` against this endpoint (trusting its certificate).
+
+        The options the service passes (its bounded retry policy and timeouts) are kept.
+        """
         from azure.keyvault.secrets import SecretClient
 
-        def factory(vault_url: str, _: Any) -> Any:
+        def factory(vault_url: str, _: Any, **options: Any) -> Any:
             # verify_challenge_resource: the challenge names vault.azure.net, the endpoint is 127.0.0.1.
             return SecretClient(
-                vault_url, credential, verify_challenge_resource=False, connection_verify=str(self.ca_file)
+                vault_url, credential, verify_challenge_resource=False, connection_verify=str(self.ca_file), **options
             )
 
         return factory

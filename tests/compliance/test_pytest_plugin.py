@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import xml.etree.ElementTree as ET  # nosec B405 - the XML our own pytest run writes
+import xml.etree.ElementTree as ET  # nosec B405  # the XML our own pytest run writes
 
 import pytest
 
@@ -24,7 +24,7 @@ junit_family = "xunit1"
 
 def run_pytest(root) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(  # nosec B603 - pytest on a fixture, fixed arguments
+    return subprocess.run(  # nosec B603  # pytest on a fixture, fixed arguments
         [sys.executable, "-m", "pytest", "-q", "--junitxml", str(root / "junit.xml"), "tests"],
         cwd=root, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
@@ -38,7 +38,7 @@ def test_a_real_pytest_run_records_requirements_and_the_gate_judges_it(tmp_path)
     done = run_pytest(repo.root)
     assert done.returncode == 0, done.stdout + done.stderr
     cases = {case.get("name"): sorted(p.get("value") for p in case.iter("property"))
-             for case in ET.parse(repo.root / "junit.xml").getroot().iter("testcase")}  # nosec B314
+             for case in ET.parse(repo.root / "junit.xml").getroot().iter("testcase")}  # nosec B314  # own JUnit
     assert cases == {"test_secure": ["REQ-FUNC-001", "REQ-SEC-001"], "test_functional": ["REQ-FUNC-001"]}
     assert run_gate(repo.root, repo.root / "junit.xml", today=TODAY).passed
 

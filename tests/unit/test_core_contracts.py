@@ -39,6 +39,16 @@ def test_auth_can_be_disabled_only_for_local_development():
         Settings.from_env({"MEDAI_AUTH_MODE": "none,api-key", "MEDAI_ENVIRONMENT": "local"})
 
 
+@pytest.mark.requirement("REQ-SEC-001", "REQ-FUNC-026")
+@pytest.mark.parametrize("value", ["", " ", ",", " , "])
+def test_an_empty_auth_mode_says_it_is_empty_and_what_is_accepted(value):
+    with pytest.raises(ConfigurationError) as info:
+        Settings.from_env({"MEDAI_AUTH_MODE": value})
+    assert info.value.detail.startswith("MEDAI_AUTH_MODE is empty")
+    assert all(mode in info.value.detail for mode in ("entra", "api-key", "none"))
+    assert "[]" not in info.value.detail
+
+
 @pytest.mark.requirement("REQ-SEC-001", "REQ-SEC-004")
 def test_dev_secrets_are_refused_outside_local():
     with pytest.raises(ConfigurationError) as info:

@@ -417,3 +417,24 @@ def test_the_isolated_decoder_survives_a_child_that_dies():
             decoder.decode(read_input("real_SC_jpeg_lossless_sv1.dcm")[:-2000], None, "gdcm")
     finally:
         decoder.close()
+
+
+@pytest.mark.requirement("REQ-SEC-005", "REQ-FUNC-003")
+@pytest.mark.parametrize(
+    "keyword, tag, code",
+    [
+        ("Modality", 0x00080060, "incompatible_input"),
+        ("PhotometricInterpretation", 0x00280004, "unsupported_photometric_interpretation"),
+    ],
+)
+def test_code_strings_echoed_in_a_refusal_are_short_and_printable(default_engine, keyword, tag, code):
+    # A Code String holds at most 16 characters (PS3.5 table 6.2-1); a hostile file may hold kilobytes
+    # and terminal escape sequences. The refusal still says what it saw, in that bounded form.
+    ds = pydicom.dcmread(io.BytesIO(read_input("real_CT_small.dcm")))
+    ds[keyword] = pydicom.DataElement(tag, "CS", "\x1b[2J\x07" + "X" * 4000)
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    error = refused(default_engine, None, buffer.getvalue())
+    assert error.code == code
+    assert "?[2J?" + "X" * 11 + "..." in error.detail  # 16 characters, non-printables as ?, then the cut
+    assert "X" * 12 not in error.detail and "\x1b" not in error.detail and "\x07" not in error.detail
