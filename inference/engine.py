@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .decode import decode
+from .decode import decode, dicom_module
 from .image import DecodedImage
 from .malloc import set_mmap_threshold
 from .models import LoadedModel, ModelRegistry
@@ -121,8 +121,6 @@ class InferenceEngine:
         import numpy as np
         from PIL import Image
 
-        from .decode import decode
-
         pixels = np.zeros((8, 8), dtype=np.uint8)
         samples = []
         for image_format in ("PNG", "JPEG") if raster else ():
@@ -130,7 +128,7 @@ class InferenceEngine:
             Image.fromarray(pixels, "L").save(buffer, format=image_format)
             samples.append(buffer.getvalue())
         if dicom:
-            samples.append(_tiny_dicom())
+            samples.append(dicom_module().tiny_dicom())
         for data in samples:
             decode(data, limits=self.settings.limits, imaging=self.settings.imaging)
 
@@ -330,33 +328,3 @@ class InferenceEngine:
             if image.instance_uid and self._instance_ref is not None:
                 described["instance_ref"] = self._instance_ref(image.instance_uid)
         return described
-
-
-def _tiny_dicom() -> bytes:
-    """An 8 x 8 MONOCHROME2 CT image, Explicit VR Little Endian, built in memory (no patient data)."""
-    import io
-
-    import numpy as np
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = CTImageStorage
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "CT"
-    ds.Rows = ds.Columns = 8
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 1
-    ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
-    ds.PixelData = np.zeros((8, 8), dtype=np.int16).tobytes()
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
