@@ -4,7 +4,12 @@ The 20 PNGs of ``tests/data/inputs/varying_sizes`` (73 to 956 pixels a side) are
 dynamic-shape model. A warm-up pass sends each file twice; the RSS after it is the baseline.
 Then ``requests`` requests (the 20 files in a seeded random order, repeated) are sent by
 ``concurrency`` client threads, each on its own keep-alive connection, and VmRSS is read from
-``/proc/PID/status`` every ``sample_every`` requests. Growth is the last sample over the baseline.
+``/proc/PID/status`` every ``sample_every`` requests.
+
+Baseline and final RSS are read at rest, ``settle_s`` seconds after the last response (the service
+returns freed memory once it has been idle for ``MEDAI_MEMORY_TRIM_IDLE_S``, 0.25 s by default);
+growth is final over baseline. The samples taken under load, their maximum and the RSS right after
+the last response are reported beside it: they are what a memory limit must allow for.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import http.client
 import random
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -61,11 +67,12 @@ def send(server: Server, path: str, bodies: list[bytes], order: list[int], concu
 
 
 def measure_memory(server: Server, model: str, files: list[Path], *, requests: int, concurrency: int = 2,
-                   sample_every: int = 50) -> dict[str, Any]:  # fmt: skip
-    """RSS baseline after warm-up, samples during ``requests`` requests, and the growth in percent."""
+                   sample_every: int = 50, settle_s: float = 1.0) -> dict[str, Any]:  # fmt: skip
+    """RSS at rest after warm-up, samples during ``requests`` requests, RSS at rest after them, growth in %."""
     bodies = [path.read_bytes() for path in files]
     path = INFER_PATH.format(model=model)
     warm_failures = send(server, path, bodies, list(range(len(bodies))) * 2, concurrency)
+    time.sleep(settle_s)
     baseline = proc_status(server.pid)
     rng = random.Random(SEED)  # nosec B311  # a reproducible request order, not security
     order: list[int] = []
@@ -86,8 +93,10 @@ def measure_memory(server: Server, model: str, files: list[Path], *, requests: i
                 samples.append({"after_requests": counter[0], "rss_kb": rss["VmRSS"]})
 
     failures = send(server, path, bodies, order, concurrency, on_done)
+    loaded = proc_status(server.pid)
+    time.sleep(settle_s)
     final = proc_status(server.pid)
-    peak_sample = max([s["rss_kb"] for s in samples] + [final["VmRSS"]])
+    peak_sample = max([s["rss_kb"] for s in samples] + [loaded["VmRSS"], final["VmRSS"]])
     return {
         "model": model,
         "files": len(files),
@@ -96,7 +105,9 @@ def measure_memory(server: Server, model: str, files: list[Path], *, requests: i
         "concurrency": concurrency,
         "non_200": len(failures) + len(warm_failures),
         "baseline_rss_kb": baseline["VmRSS"],
+        "settle_s": settle_s,
         "final_rss_kb": final["VmRSS"],
+        "after_last_response_rss_kb": loaded["VmRSS"],
         "max_sampled_rss_kb": peak_sample,
         "peak_hwm_kb": final["VmHWM"],
         "threads": final["Threads"],

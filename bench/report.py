@@ -342,7 +342,7 @@ def render(report: dict[str, Any]) -> str:
             )
     if report.get("memory"):
         lines.append("")
-        lines.append("Memory (VmRSS after a warm-up pass, then N varying-size requests)")
+        lines.append("Memory (VmRSS at rest after a warm-up pass and after N varying-size requests; max under load)")
         for server, mem in report["memory"].items():
             lines.append(
                 f"  {server:<8} {mem['model']}: {mem['requests']} req, baseline {mem['baseline_rss_kb'] / 1024:.1f} MB"

@@ -28,7 +28,7 @@ import numpy as np
 
 from .decode import decode, dicom_module
 from .image import DecodedImage
-from .malloc import set_mmap_threshold
+from .malloc import MemoryReturner, set_arena_max, set_mmap_threshold
 from .models import LoadedModel, ModelRegistry
 from .postprocess import postprocess
 from .preprocess import PreparedFrame, prepare_frame
@@ -89,8 +89,12 @@ class InferenceEngine:
         instance_ref: Callable[[str], str] | None = None,
     ) -> None:
         self.settings = settings
-        # Before the first large tensor is allocated: the allocator's policy is process-wide.
-        set_mmap_threshold(settings.runtime.malloc_mmap_threshold)
+        # Before the first large tensor is allocated and before the pools' threads exist: the
+        # allocator's policy is process-wide (inference.malloc).
+        runtime = settings.runtime
+        set_mmap_threshold(runtime.malloc_mmap_threshold)
+        set_arena_max(runtime.malloc_arena_max)
+        self.memory = MemoryReturner(runtime.memory_trim_idle_s, runtime.memory_trim_period_s)
         self.registry = registry or ModelRegistry(settings)
         self._instance_ref = instance_ref
         if self.registry.on_loaded is None:
@@ -296,10 +300,14 @@ class InferenceEngine:
         Raises:
             ServiceError: With a stable code for everything a client can send.
         """
-        job = self.prepare(
-            model_name, data, media_type_hint=media_type_hint, options=options, request_id=request_id
-        )
-        return self.result(self.execute(job, concurrent=concurrent))
+        self.memory.enter()
+        try:
+            job = self.prepare(
+                model_name, data, media_type_hint=media_type_hint, options=options, request_id=request_id
+            )
+            return self.result(self.execute(job, concurrent=concurrent))
+        finally:
+            self.memory.leave()
 
     def describe_input(self, job: Job) -> dict[str, Any]:
         """What the service understood of the input; technical attributes only, no PHI."""

@@ -117,6 +117,7 @@ class InferenceRunner:
             ServiceError: Whatever the engine raises.
         """
         self._admit()
+        self.engine.memory.enter()
         try:
             loop = asyncio.get_running_loop()
             render = render or _identity
@@ -129,6 +130,7 @@ class InferenceRunner:
             job = await asyncio.wrap_future(self._batcher.submit(outcome, time.monotonic()))  # type: ignore[union-attr]
             return await loop.run_in_executor(self._prepare_pool, lambda: render(self.engine.result(job)))
         finally:
+            self.engine.memory.leave()
             self._leave()
 
     def _serve(
