@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     if "http" in sections:
         from .load import run_wrk, write_script
         from .raw import RawPipeline, median_raw
-        from .servers import INFER_PATH, Server
+        from .servers import INFER_PATH, Server, wait_quiet
 
         service = Server("service", models_dir, models=models, log_dir=log_dir, extra_env=service_env)
         peer = Server("peer", models_dir, models=models, log_dir=log_dir)
@@ -129,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
                 for name, server in servers.items():
                     url = server.url(INFER_PATH.format(model=model))
                     run_wrk(url, script, connections=4, duration_s=profile["http_warmup_s"])  # warm-up, discarded
+                    wait_quiet(server.pid)
                     result["http"][name][model] = {}
                 raw_pipeline = RawPipeline(models_dir, model, wl.body)
                 for concurrency in profile["concurrency"]:
@@ -142,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
                             before = rep.cpu_snapshot()
                             point = run_wrk(url, script, connections=concurrency, duration_s=profile["http_duration_s"])
                             point["cpu"] = rep.cpu_usage(before, rep.cpu_snapshot())
+                            # requests queued when wrk stopped would otherwise run into the next round
+                            point["drain_s"] = round(wait_quiet(server.pid), 2)
                             rounds[name].append(point)
                         if concurrency == 1:  # the raw reference of the c1 target, in the same time window
                             raw_rounds.append(raw_pipeline.measure(duration_s=profile["http_duration_s"]))

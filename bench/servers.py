@@ -36,6 +36,31 @@ def proc_status(pid: int) -> dict[str, int]:
     return values
 
 
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used, from /proc/PID/stat (Linux)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_quiet(pid: int, *, window_s: float = 0.2, busy_cores: float = 0.05, timeout_s: float = 10.0) -> float:
+    """Wait until a server has finished the work a load generator left it (requests still queued
+    when wrk stopped), so it does not compete with the next round on another server.
+
+    Returns:
+        Seconds waited.
+    """
+    started = time.monotonic()
+    before = process_cpu_s(pid)
+    while time.monotonic() - started < timeout_s:
+        time.sleep(window_s)
+        now = process_cpu_s(pid)
+        if (now - before) / window_s < busy_cores:
+            break
+        before = now
+    return time.monotonic() - started
+
+
 def rss_kb(pid: int) -> int:
     """Resident set size of a process in kB."""
     return proc_status(pid)["VmRSS"]

@@ -109,9 +109,11 @@ def _segmentation(
         labels = (plane > post.threshold).astype(np.uint8)
     else:
         plane = array.reshape(array.shape[-2:]) if array.ndim > 2 else array
-        labels = np.rint(plane).astype(np.int64)
-        labels[labels < 0] = 0
-    labels = labels.astype(np.uint16 if labels.max(initial=0) > 255 else np.uint8)
+        if np.issubdtype(plane.dtype, np.integer):  # a label map already: no rounding (rint of uint8 is float16)
+            labels = np.maximum(plane, 0) if np.issubdtype(plane.dtype, np.signedinteger) else plane
+        else:
+            labels = np.maximum(np.rint(plane), 0).astype(np.int64)
+    labels = labels.astype(np.uint16 if labels.max(initial=0) > 255 else np.uint8, copy=False)
 
     original_hw = prepared.original_hw
     if labels.shape != original_hw:
