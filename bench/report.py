@@ -204,10 +204,10 @@ def compute_targets(report: dict[str, Any], primary: str) -> list[dict[str, Any]
          "raw_reference": "interleaved" if raw_c1 is not raw else "sequential section"},
     ))  # fmt: skip
     batch = report.get("batch", {}).get(primary, {})
-    default_workers = batch.get("workers_2", {})
+    default_workers = batch.get(f"workers_{batch.get('default_workers', 2)}", {})
     raw_batch = batch.get("raw_reference") or raw
     targets.append(_target(
-        "batch_vs_raw", "blob batch path (backfill, 2 workers) >= 0.9x the raw pipeline's images/s", primary,
+        "batch_vs_raw", "blob batch path (backfill, default workers) >= 0.9x the raw pipeline's images/s", primary,
         ratio(default_workers.get("images_per_s"), raw_batch.get("images_per_s")), ">=", 0.9,
         {"batch_images_per_s": default_workers.get("images_per_s"),
          "raw_images_per_s": raw_batch.get("images_per_s"),

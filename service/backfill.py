@@ -39,6 +39,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
+from inference.cpu import available_cores
 from inference.errors import ConfigurationError, ServiceError
 from inference.settings import Settings
 
@@ -57,6 +58,10 @@ from .storage import (
 from .wiring import build_engine
 
 log = logging.getLogger("medai.backfill")
+
+DEFAULT_WORKERS = 2 * available_cores()
+"""Inputs in progress at once: the batch processor lets one per core decode and infer
+(MEDAI_MAX_IN_FLIGHT), so the second per core overlaps its storage round trips with them."""
 
 
 def run(
@@ -135,7 +140,13 @@ def main(argv: list[str] | None = None) -> int:
         choices=("move", "tag", "keep"),
         help="what happens to inputs once recorded (default MEDAI_BLOB_AFTER_SUCCESS; 'keep' for a local folder)",
     )
-    parser.add_argument("--workers", type=int, default=2, help="inputs processed at once (default 2)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULT_WORKERS,
+        help=f"inputs in progress at once (default {DEFAULT_WORKERS}: two per core; one per core decodes and infers "
+        "while the others move data to and from storage)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"), default="WARNING", help="default WARNING"

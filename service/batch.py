@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from inference.cpu import available_cores
 from inference.engine import InferenceEngine
 from inference.errors import (
     EmptyBody,
@@ -126,6 +127,11 @@ class BatchProcessor:
         self.audit = audit or AuditTrail()
         self._lock = threading.Lock()
         self._running = 0
+        # Decoding and inference of at most one input per core at once (MEDAI_MAX_IN_FLIGHT); further
+        # inputs in progress meanwhile download, write records and archive, so storage round trips
+        # overlap with the inference of others instead of leaving a core idle.
+        self.max_in_flight = engine.settings.runtime.max_in_flight or available_cores()
+        self._slots = threading.Semaphore(self.max_in_flight)
 
     def process(self, name: str | ItemProperties, *, invocation_id: str | None = None) -> Outcome:
         """Process input ``name`` (idempotent; see the module docstring).
@@ -187,8 +193,7 @@ class BatchProcessor:
             if self._superseded(sha, existing, previous_error, ref):
                 return self._done(Outcome("skipped", name), ref, request_id, started)
             started_at = _now()
-            # Several inputs at once (backfill workers, concurrent invocations): one core per run.
-            result = self.engine.predict(self.model_name, data, request_id=request_id, concurrent=self._running > 1)
+            result = self._infer(data, request_id)
         except ServiceError as err:
             if not err.is_client_error:
                 raise  # transient or server-side: the host retries, then the poison path records it
@@ -209,6 +214,12 @@ class BatchProcessor:
         self._audit(request_id, model.manifest, 200, None, data, started)
         self._finish(item, data, "processed")
         return self._done(Outcome("processed", name), ref, request_id, started)
+
+    def _infer(self, data: bytes, request_id: str) -> dict[str, Any]:
+        """Decode and infer in one of the inference slots."""
+        with self._slots:
+            # Other inputs in progress (backfill workers, concurrent invocations): one core per run.
+            return self.engine.predict(self.model_name, data, request_id=request_id, concurrent=self._running > 1)
 
     def _fail(
         self,

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +23,8 @@ from typing import Any, Protocol
 
 from inference.errors import ConfigurationError, TransientFailure
 from inference.settings import BlobSettings, StorageConnection
+
+log = logging.getLogger("medai.storage")
 
 RESULT_SUFFIX = ".json"
 STATUS_TAG = "medai-status"
@@ -63,6 +67,13 @@ class InputChanged(TransientFailure):
 
     code = "input_changed"
     title = "The input changed while it was processed"
+
+
+class ArchiveCopyIncomplete(TransientFailure):
+    """The server-side copy to the archive failed or did not finish; the input stays for a retry."""
+
+    code = "archive_copy_incomplete"
+    title = "The input could not be archived yet"
 
 
 class Store(Protocol):
@@ -353,10 +364,11 @@ class BlobStore:
         folder = PROCESSED_PREFIX if outcome == "processed" else FAILED_PREFIX
         target = self._blob("archive", folder + item.name)
         try:
-            if data is not None:
-                target.upload_blob(data, overwrite=True)
-            else:
-                self._stream_copy(source, target, item.etag)
+            if not self._server_copy(source, target, item.etag):
+                if data is not None:
+                    target.upload_blob(data, overwrite=True)
+                else:
+                    self._stream_copy(source, target, item.etag)
         except (ResourceNotFoundError, ResourceModifiedError):
             return  # moved or replaced meanwhile: nothing of this version is left to archive
         try:
@@ -365,6 +377,48 @@ class BlobStore:
             pass  # already moved by a concurrent invocation
         except ResourceModifiedError:
             pass  # replaced meanwhile: the new content triggers its own processing
+
+    # Copy Blob within one account may finish asynchronously: how long to wait before the input,
+    # still in place, is left for a retry.
+    COPY_WAIT_S = 60.0
+
+    def _server_copy(self, source: Any, target: Any, etag: str) -> bool:
+        """Copy ``source`` (this exact version) to ``target`` inside the account, no bytes through us.
+
+        Within one storage account the destination request's own authorisation (the managed
+        identity's token, or the emulator's key) covers the source. Returns False when the service
+        refuses to verify the source (then the caller copies the bytes itself).
+
+        Raises:
+            ResourceModifiedError: The source is no longer version ``etag``.
+            ResourceNotFoundError: The source is gone.
+            ArchiveCopyIncomplete: The copy failed or did not finish in time (the input stays; a retry
+                moves it).
+        """
+        from azure.core import MatchConditions
+        from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
+
+        try:
+            copy = target.start_copy_from_url(
+                source.url, source_etag=etag, source_match_condition=MatchConditions.IfNotModified
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            raise
+        except HttpResponseError as err:
+            if err.error_code in ("CannotVerifyCopySource", "AuthorizationPermissionMismatch"):
+                log.info("server-side copy refused (%s); copying the bytes instead", err.error_code)
+                return False
+            raise
+        status, deadline, pause = copy.get("copy_status"), time.monotonic() + self.COPY_WAIT_S, 0.05
+        while status == "pending":
+            if time.monotonic() > deadline:
+                raise ArchiveCopyIncomplete("The archive copy did not finish in time; the input stays for a retry.")
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
+            status = target.get_blob_properties().copy.status
+        if status != "success":
+            raise ArchiveCopyIncomplete(f"The archive copy ended {status}; the input stays for a retry.")
+        return True
 
     @staticmethod
     def _stream_copy(source: Any, target: Any, etag: str) -> None:

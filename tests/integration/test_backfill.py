@@ -317,3 +317,44 @@ def test_backfill_names_a_missing_container_of_a_real_account(tmp_path, monkeypa
         assert list(listing(client, env["MEDAI_BLOB_INPUT_CONTAINER"])) == ["a/CT.dcm"]
     finally:
         server.stop()
+
+
+@pytest.mark.requirement("REQ-PERF-001", "REQ-FUNC-024")
+def test_backfill_infers_at_most_one_input_per_slot_while_the_others_move_data(tmp_path):
+    """Six inputs in progress at once, two inference slots: never more than two decode and infer together."""
+    import threading
+
+    from inference.engine import InferenceEngine
+    from service.backfill import run
+    from service.batch import BatchProcessor
+    from service.storage import LocalStore
+    from tests.conftest import DEFAULT_MODELS, make_settings
+
+    settings = make_settings(MEDAI_MODELS_DIR=str(DEFAULT_MODELS), MEDAI_MAX_IN_FLIGHT="2")
+    engine = InferenceEngine(settings)
+    engine.registry.start(background=False)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for index in range(12):
+        (inputs / f"ct-{index:02d}.dcm").write_bytes(read_input("real_CT_small.dcm"))
+
+    lock, inferring, peak = threading.Lock(), [0], [0]
+    real_predict = engine.predict
+
+    def counting_predict(*args, **kwargs):  # a spy on our own engine: how many run at once
+        with lock:
+            inferring[0] += 1
+            peak[0] = max(peak[0], inferring[0])
+        try:
+            time.sleep(0.02)  # long enough for the other workers to pile up if nothing held them back
+            return real_predict(*args, **kwargs)
+        finally:
+            with lock:
+                inferring[0] -= 1
+
+    engine.predict = counting_predict
+    store = LocalStore(inputs, tmp_path / "out")
+    processor = BatchProcessor(engine, store, after_success="keep")
+    summary = run(processor, list(store.list_inputs()), workers=6, progress=False)
+    assert summary["processed"] == 12
+    assert peak[0] == 2

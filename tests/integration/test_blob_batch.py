@@ -12,6 +12,7 @@ import hashlib
 import json
 import types
 import uuid
+from urllib.parse import unquote
 
 import azure.functions as func
 import pytest
@@ -416,7 +417,7 @@ class CountingBlobStore(BlobStore):
 
 
 @pytest.mark.requirement("REQ-SEC-009", "REQ-PERF-003", "REQ-FUNC-023")
-def test_size_is_checked_before_download_and_the_big_input_is_archived_streamed(azurite):
+def test_size_is_checked_before_download_and_the_big_input_is_archived_unread(azurite):
     small = Batch(azurite, engine=make_engine(MEDAI_MODELS_DIR=str(DEFAULT_MODELS), MEDAI_MAX_BODY_BYTES="10000"))
     store = CountingBlobStore(small.client, small.settings.blob)
     processor = BatchProcessor(small.engine, store, after_success="move")
@@ -427,6 +428,41 @@ def test_size_is_checked_before_download_and_the_big_input_is_archived_streamed(
     assert CountingBlobStore.reads == 0
     archive = small.client.get_blob_client(small.settings.blob.archive_container, "failed/big/CT.dcm")
     assert archive.download_blob().readall() == data
+
+
+@pytest.mark.requirement("REQ-FUNC-023", "REQ-PERF-003")
+def test_the_archive_copy_is_made_inside_the_storage_account(batch):
+    data = read_input("real_CT_small.dcm")
+    batch.upload("copy/CT small.dcm", data)
+    assert batch.processor.process("copy/CT small.dcm").status == "processed"
+    archived = batch.client.get_blob_client(batch.settings.blob.archive_container, "processed/copy/CT small.dcm")
+    copy = archived.get_blob_properties().copy
+    assert copy.status == "success"  # the service's own Copy Blob, not an upload of the bytes
+    assert unquote(copy.source).endswith(f"/{batch.settings.blob.input_container}/copy/CT small.dcm")
+    assert archived.download_blob().readall() == data
+    assert batch.names("input") == []
+
+
+@pytest.mark.requirement("REQ-FUNC-023")
+def test_the_archive_falls_back_to_copying_the_bytes_when_the_source_cannot_be_verified(batch, monkeypatch):
+    from azure.core.exceptions import HttpResponseError
+    from azure.storage.blob import BlobClient
+
+    def refuse(self, *args, **kwargs):
+        # Azure answers 403 CannotVerifyCopySource where a network rule hides the source from the copy;
+        # Azurite never does, so its refusal is raised at the SDK method, exactly as the SDK raises it.
+        error = HttpResponseError(message="This request is not authorized to perform this operation.")
+        error.error_code = "CannotVerifyCopySource"
+        raise error
+
+    monkeypatch.setattr(BlobClient, "start_copy_from_url", refuse)
+    data = read_input("real_CT_small.dcm")
+    batch.upload("fallback/CT.dcm", data)
+    assert batch.processor.process("fallback/CT.dcm").status == "processed"
+    archived = batch.client.get_blob_client(batch.settings.blob.archive_container, "processed/fallback/CT.dcm")
+    assert archived.get_blob_properties().copy.status is None  # uploaded, not copied
+    assert archived.download_blob().readall() == data
+    assert batch.names("input") == []
 
 
 @pytest.mark.requirement("REQ-FUNC-023")
