@@ -412,7 +412,9 @@ def session_options(runtime: RuntimeSettings, intra_op_threads: int | None = Non
     options.intra_op_num_threads = threads or available_cores()
     options.inter_op_num_threads = runtime.inter_op_threads
     options.enable_cpu_mem_arena = runtime.memory_arena
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if runtime.allow_spinning else "0")
+    # A one-thread session has no pool threads; "0" says so explicitly for the concurrent session.
+    spin = runtime.allow_spinning and options.intra_op_num_threads != 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     options.log_severity_level = 3  # errors only: warnings quote graph internals, not useful to operators
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return options

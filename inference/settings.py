@@ -132,9 +132,9 @@ class RuntimeSettings:
     inter_op_threads: int = _s("MEDAI_ORT_INTER_OP_THREADS", "onnxruntime inter-op threads per session.", 1)
     allow_spinning: bool = _s(
         "MEDAI_ORT_ALLOW_SPINNING",
-        "Let onnxruntime's idle intra-op threads spin waiting for work. Off leaves the cores to decoding "
-        "and to concurrent requests, which pays on small instances.",
-        False,
+        "Let the intra-op threads of a lone request's run spin between operators instead of sleeping (lower "
+        "latency). Concurrent runs use one-thread sessions, which have no threads to spin.",
+        True,
     )
     memory_arena: bool = _s(
         "MEDAI_ORT_MEMORY_ARENA",
