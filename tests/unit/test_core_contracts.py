@@ -110,6 +110,14 @@ def test_readme_configuration_table_is_generated_from_the_settings():
         assert f"| `{row['env']}` | `{row['default']}` |" in readme, f"{row['env']} missing: make docs"
 
 
+@pytest.mark.requirement("REQ-REG-003")
+def test_readme_generated_sections_are_current():
+    """Every generated section of the README (settings, errors, presets, the published benchmark run and
+    the included infra, pipeline and compliance documents) equals a fresh rendering."""
+    run = subprocess.run([sys.executable, "tools/make_docs.py", "--check"], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+
+
 @pytest.mark.requirement("REQ-REG-006")
 def test_core_does_not_import_hosting_frameworks():
     code = (
