@@ -30,9 +30,10 @@ COMPLIANCE_REPORTS := $(REPORTS)/compliance
 WORKFLOWS := $(wildcard .github/workflows/*.yml)
 # Directories detect-secrets must not read: installed tools, caches and generated reports.
 SECRETS_EXCLUDE := ^\.secrets\.baseline$$|^(\.git|\.venv|\.venv-checkov|node_modules|reports|build|dist|\.pytest_cache|__azurite_db.*|__blobstorage__|__queuestorage__|\.azurite|\.bench)/|(^|/)__pycache__/
-# Lines that hold a content hash (a manifest's or a response's "sha256") or the AKS add-on's
-# enableSecretRotation flag are not secrets; they change with every model and would need re-auditing.
-SECRETS_EXCLUDE_LINES := "sha256": "[0-9a-f]{64}"|enableSecretRotation
+# Lines that hold a content hash (a manifest's or a response's "sha256"), the commit a published benchmark
+# ran on, or the AKS add-on's enableSecretRotation flag are not secrets; they change with every model and
+# would need re-auditing.
+SECRETS_EXCLUDE_LINES := "sha256": "[0-9a-f]{64}"|"git_commit": "[0-9a-f]{40}"|enableSecretRotation
 HOST ?= 127.0.0.1
 PORT ?= 7071
 
