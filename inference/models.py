@@ -145,7 +145,11 @@ class LoadedModel:
             except Exception:  # the first session keeps serving every run: worth a log line, not a failure
                 log.exception("model %s: the concurrent session cannot be created", self.name)
 
-        threading.Thread(target=build, name=f"concurrent-session-{self.name}", daemon=True).start()
+        builder = threading.Thread(target=build, name=f"concurrent-session-{self.name}", daemon=True)
+        builder.start()
+        # As for the loader: a process that exits while onnxruntime is still building this session (a
+        # short backfill run) would abort in native code; let the build finish first.
+        atexit.register(builder.join, 60)
 
     def add_concurrent_session(self, runtime: RuntimeSettings, *, warm_up: bool = True) -> None:
         """Create (and warm) the concurrent session, if the settings call for one.

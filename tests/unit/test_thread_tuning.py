@@ -233,3 +233,24 @@ def test_cores_follow_the_cgroup_quota(tmp_path, files, expected_quota):
     affinity = len(os.sched_getaffinity(0))
     expected = affinity if expected_quota is None else min(affinity, max(1, math.ceil(expected_quota)))
     assert available_cores(tmp_path) == expected
+
+
+EXIT_DURING_BUILD = """
+from tests.conftest import make_engine
+engine = make_engine(MEDAI_MODELS="light-squeezenet", MEDAI_ORT_INTRA_OP_THREADS="2",
+                     MEDAI_ORT_CONCURRENT_INTRA_OP_THREADS="1")
+model = engine.registry.get("light-squeezenet")
+model.run(model._zeros(), concurrent=True)  # starts building the concurrent session on its thread
+print("exiting while it builds", flush=True)  # and the interpreter exits at once
+"""
+
+
+def test_a_process_that_exits_while_the_concurrent_session_builds_exits_cleanly():
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    for _ in range(3):
+        run = subprocess.run([sys.executable, "-c", EXIT_DURING_BUILD], cwd=ROOT, capture_output=True, text=True)
+        assert (run.returncode, "terminate called" in run.stderr) == (0, False), run.stderr[-500:]
