@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 M_MMAP_THRESHOLD = -3
 """glibc's ``mallopt`` parameter number for the mmap threshold (malloc.h)."""
+M_ARENA_MAX = -8
+"""glibc's ``mallopt`` parameter number for the most malloc arenas (malloc.h)."""
 
 _applied: int | None = None
 _LIBC: ctypes.CDLL | None = None
@@ -91,10 +93,6 @@ def trim() -> bool:
     if libc is None:
         return False
     return bool(libc.malloc_trim(0))
-
-
-M_ARENA_MAX = -8
-"""glibc's ``mallopt`` parameter number for the most malloc arenas (malloc.h)."""
 
 
 def set_arena_max(arenas: int) -> bool:
