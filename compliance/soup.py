@@ -34,9 +34,10 @@ class SoupItem:
 def licence_of(name: str) -> tuple[str, str, str | None]:
     """The licence an installed distribution declares.
 
-    Preference: the ``License-Expression`` field (PEP 639), a one-line ``License`` field, then the
-    ``License ::`` trove classifiers. A multi-line ``License`` field holds a whole licence text and is
-    not a name.
+    Preference: the ``License-Expression`` field (PEP 639); the ``License ::`` trove classifiers when
+    they name more than one licence (a dual licence, which a one-line ``License`` field often shortens
+    to one of them); a one-line ``License`` field; then a single classifier. A multi-line ``License``
+    field holds a whole licence text and is not a name.
 
     Returns:
         (licence, where it was read, installed version); ``("not installed", "-", None)`` when absent.
@@ -49,11 +50,13 @@ def licence_of(name: str) -> tuple[str, str, str | None]:
     expression = (meta.get("License-Expression") or "").strip()
     if expression:
         return expression, "License-Expression", dist.version
+    classifiers = sorted(c[len(_LICENCE_CLASSIFIER):] for c in meta.get_all("Classifier") or []
+                         if c.startswith(_LICENCE_CLASSIFIER))  # fmt: skip
+    if len(classifiers) > 1:
+        return " / ".join(classifiers), "classifier", dist.version
     text = (meta.get("License") or "").strip()
     if text and "\n" not in text and len(text) <= 80 and text.upper() != "UNKNOWN":
         return text, "License", dist.version
-    classifiers = sorted(c[len(_LICENCE_CLASSIFIER):] for c in meta.get_all("Classifier") or []
-                         if c.startswith(_LICENCE_CLASSIFIER))  # fmt: skip
     if classifiers:
         return " / ".join(classifiers), "classifier", dist.version
     return "not declared", "-", dist.version

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
+from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
 
@@ -447,6 +448,12 @@ class Settings:
         ):
             if value <= 0:
                 raise ConfigurationError(f"{name} must be positive")
+        jwks = urlsplit(self.auth.jwks_uri) if self.auth.jwks_uri else None
+        if jwks is not None and (jwks.scheme not in ("https", "http") or not jwks.netloc):
+            raise ConfigurationError(
+                "MEDAI_ENTRA_JWKS_URI must be an https URL of the tenant's signing keys "
+                "(or empty, to derive it from the authority and tenant)"
+            )
         runtime = self.runtime
         if min(runtime.malloc_arena_max, runtime.memory_trim_idle_s, runtime.memory_trim_period_s) < 0:
             raise ConfigurationError(

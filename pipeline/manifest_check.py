@@ -14,8 +14,8 @@ the file and the problem, when the rendered manifests
   ``k8sServiceAccount`` output), annotate it with another client id than
   ``--workload-client-id``, or run a pod as another service account;
 * run a container from another image than ``--image`` (the scanned digest);
-* leave empty a setting the pods cannot start without (:data:`REQUIRED_SETTINGS`:
-  tenant, audience, Key Vault URI, storage account, client id), or are given an
+* leave empty a setting the pods cannot do without (:data:`REQUIRED_SETTINGS`:
+  tenant, audience, Key Vault URI, storage account, client id, Application Insights), or are given an
   empty ``--namespace``, ``--service-account``, ``--workload-client-id`` or
   ``--image``. ``python -m infra k8s --entra-tenant-id ""`` renders
   ``MEDAI_ENTRA_TENANT_ID: ''`` without complaint, and an empty value compared
@@ -57,13 +57,15 @@ REQUIRED_SETTINGS: Final = {
     "MEDAI_KEY_VAULT_URI": "keyVaultUri",
     "AzureWebJobsStorage__accountName": "storageAccountName",
     "AzureWebJobsStorage__clientId": "workloadIdentityClientId",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING": "appInsightsConnectionString",
 }
 """ConfigMap settings that must not be empty, with the main.bicep output each comes from.
 
 Entra mode (infra's ``MEDAI_AUTH_MODE``) without a tenant or an audience is a start-up
 ``ConfigurationError`` (security/auth.py); without the vault URI the API keys and the PHI hash key
 cannot be read; without the account name and the identity's client id the Functions host has no
-storage, so the pods never become ready."""
+storage, so the pods never become ready; without the Application Insights connection string the
+pods run but the audit trail and the logs reach no workspace, silently."""
 
 _POD_OWNERS: Final = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"})
 

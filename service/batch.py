@@ -213,6 +213,8 @@ class BatchProcessor:
             self.store.delete_record("error", name)
         self._audit(request_id, model.manifest, 200, None, data, started)
         self._finish(item, data, "processed")
+        if previous_error is not None and self.after_success == "move":  # it failed before: one archive copy
+            self.store.discard_failed_copy(item, sha)
         return self._done(Outcome("processed", name), ref, request_id, started)
 
     def _infer(self, data: bytes, request_id: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ managed identity in Azure and a connection string only for the local emulator.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -103,6 +104,8 @@ class Store(Protocol):
     def delete_record(self, kind: str, name: str) -> None: ...
 
     def finish(self, item: ItemProperties, data: bytes | None, outcome: str, policy: str) -> None: ...
+
+    def discard_failed_copy(self, item: ItemProperties, sha256: str) -> None: ...
 
 
 def _quoted(etag: Any) -> str:
@@ -420,6 +423,27 @@ class BlobStore:
             raise ArchiveCopyIncomplete(f"The archive copy ended {status}; the input stays for a retry.")
         return True
 
+    def discard_failed_copy(self, item: ItemProperties, sha256: str) -> None:
+        """Remove ``failed/<name>`` from the archive when it holds these very bytes.
+
+        An input that failed once (say, its retries ran out) and has now succeeded is archived under
+        ``processed/``; its copy under ``failed/`` would say it both failed and succeeded, and every
+        ``--retry-failed`` would list it again. A copy of other content (an older version) stays.
+        """
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
+        copy = self._client.get_blob_client(self.settings.archive_container, FAILED_PREFIX + item.name)
+        try:
+            props = copy.get_blob_properties()
+            if int(props.size) != item.size:
+                return
+            held = copy.download_blob(etag=props.etag, match_condition=MatchConditions.IfNotModified).readall()
+            if hashlib.sha256(held).hexdigest() == sha256:
+                copy.delete_blob(etag=props.etag, match_condition=MatchConditions.IfNotModified)
+        except (ResourceNotFoundError, ResourceModifiedError):
+            pass  # no such copy, or it changed meanwhile: nothing to discard
+
     @staticmethod
     def _stream_copy(source: Any, target: Any, etag: str) -> None:
         """Copy block by block with bounded memory (works with any credential, unlike a server-side copy URL)."""
@@ -563,6 +587,12 @@ class LocalStore:
         target = self._dirs["archive"] / folder / item.name
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self._input_path(item.name), target)
+
+    def discard_failed_copy(self, item: ItemProperties, sha256: str) -> None:
+        """As :meth:`BlobStore.discard_failed_copy`, in ``out/archive/failed``."""
+        copy = self._dirs["archive"] / "failed" / item.name
+        if copy.is_file() and hashlib.sha256(copy.read_bytes()).hexdigest() == sha256:
+            copy.unlink(missing_ok=True)
 
 
 class RecordSnapshot:

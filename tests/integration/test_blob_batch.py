@@ -243,7 +243,23 @@ def test_identical_reupload_after_retries_exhausted_is_processed(function_module
     result = json.loads(client.get_blob_client(blob.results_container, "again/CT.dcm.json").download_blob().readall())
     assert counts(result) == CT_COUNTS
     assert listed(client, blob.input_container) == {}
-    assert "processed/again/CT.dcm" in listed(client, blob.archive_container)
+    # One archive copy: the failed one of these very bytes is gone now that they succeeded.
+    assert list(listed(client, blob.archive_container)) == ["processed/again/CT.dcm"]
+
+
+@pytest.mark.requirement("REQ-FUNC-023", "REQ-FUNC-022")
+def test_a_failed_copy_of_other_content_stays_when_newer_content_succeeds(function_module):
+    module, client = function_module
+    blob = module.settings.blob
+    functions = _indexed(module)
+    uploaded = client.get_blob_client(blob.input_container, "v/CT.dcm").upload_blob(read_input("syn_ct_rescale.dcm"))
+    functions["blob_poison"].get_user_function()(poison_message(blob.input_container, "v/CT.dcm", uploaded["etag"]))
+    newer = client.get_blob_client(blob.input_container, "v/CT.dcm")
+    newer.upload_blob(read_input("real_CT_small.dcm"), overwrite=True)  # other bytes, same name
+    functions["process_blob"].get_user_function()(newer, InvocationContext("process_blob"))
+    assert sorted(listed(client, blob.archive_container)) == ["failed/v/CT.dcm", "processed/v/CT.dcm"]
+    old = client.get_blob_client(blob.archive_container, "failed/v/CT.dcm").download_blob().readall()
+    assert old == read_input("syn_ct_rescale.dcm")  # the older version is kept, not lost
 
 
 @pytest.mark.requirement("REQ-FUNC-023", "REQ-FUNC-022")

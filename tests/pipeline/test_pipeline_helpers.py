@@ -409,7 +409,7 @@ def test_the_required_settings_are_the_ones_infra_renders_from_those_outputs(tmp
             flags[named[1]] = action.option_strings[-1]
     values = {"--entra-tenant-id": "72f988bf-86f1-41af-91ab-2d7cd011db47", "--entra-audience": "api://medai-flow",
               "--key-vault-uri": "https://kv-medai-flow.vault.azure.net/", "--storage-account": "stmedaiflow",
-              "--workload-client-id": REAL.workload_client_id}
+              "--workload-client-id": REAL.workload_client_id, "--appinsights-connection-string": CONNECTION_STRING}
     data = _config_map(_render(tmp_path))
     for setting, output in manifest_check.REQUIRED_SETTINGS.items():
         assert data[setting] == values[flags[output]], setting

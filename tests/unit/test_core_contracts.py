@@ -300,6 +300,9 @@ def test_cli_manifest_draft_loads(tmp_path: Path):
         (["-m", "service.backfill", "--local-dir", "."], {}, "error: missing_secret: Secret 'phi-hash-key'"),
         (["-m", "service", "--port", "1"], {"MEDAI_MAX_FRAMES": "abc"}, "error: configuration_error: MEDAI_MAX_FRAMES"),
         (["-m", "service", "--port", "1"], {"MEDAI_AUTH_MODE": "none"}, "MEDAI_AUTH_MODE=none is allowed only"),
+        (["-m", "service", "--port", "1"],
+         {"MEDAI_ENTRA_TENANT_ID": "t", "MEDAI_ENTRA_AUDIENCE": "a", "MEDAI_ENTRA_JWKS_URI": "notaurl"},
+         "error: configuration_error: MEDAI_ENTRA_JWKS_URI must be an https URL"),
     ],
 )
 def test_a_misconfigured_start_names_the_problem_without_a_traceback(tmp_path, command, env, message):

@@ -129,6 +129,18 @@ def test_real_monochrome1_reverses_the_order_of_raw_values(engine):
     assert plane[brightest_raw] < plane[darkest_raw]
 
 
+@pytest.mark.requirement("REQ-FUNC-007", "REQ-FUNC-005")
+@pytest.mark.parametrize("name", ["syn_cr_monochrome1.dcm", "real_CR_monochrome1.dcm"])
+def test_monochrome1_is_not_inverted_for_a_model_of_modality_values(engine, name):
+    # A modality model reads physical values; MONOCHROME1 is only a display convention.
+    ds = pydicom.dcmread(INPUTS / name)
+    slope, intercept = float(getattr(ds, "RescaleSlope", 1)), float(getattr(ds, "RescaleIntercept", 0))
+    expected = ds.pixel_array.astype(np.float64) * slope + intercept
+    plane = image_plane(predict(engine, "identity-hu", name))[:, :, 0]
+    assert ds.PhotometricInterpretation == "MONOCHROME1"
+    np.testing.assert_allclose(plane, expected, rtol=0, atol=1e-3)
+
+
 @pytest.mark.requirement("REQ-FUNC-006")
 def test_voi_lut_sequence_wins_over_window(engine):
     data, expected = dicom_factory.with_voi_lut_and_window()
