@@ -1,6 +1,6 @@
 """The benchmark suite of issue 8: one command, one run, side by side on the same machine and inputs.
 
-    python -m bench run              # full run (about 12 minutes on two cores), writes reports/bench.json
+    python -m bench run              # full run (about 10 minutes on two cores), writes reports/bench.json
     python -m bench run --quick      # smoke run (about 3 minutes)
     python -m bench models           # only generate the benchmark models (cached in .bench/models)
 

@@ -93,13 +93,40 @@ def _manifest(args: argparse.Namespace) -> int:
         "labels": [],
         "postprocess": _draft_postprocess(args.task, session.get_outputs()[0], layout),
     }
+    if args.task == "classification" and _already_probabilities(session, layout):
+        draft["postprocess"]["activation"] = "none"  # the graph ends in a softmax: not a second one
     text = json.dumps(draft, indent=2) + "\n"
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
-        print(f"wrote {args.out}: check input.intensity, size, range, mean/std and labels", file=sys.stderr)
+        print(
+            f"wrote {args.out}: check input.intensity, size, range, mean/std, labels and postprocess.activation",
+            file=sys.stderr,
+        )
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _already_probabilities(session: Any, layout: str) -> bool:
+    """Whether the first output already holds class probabilities (the graph ends in a softmax).
+
+    Judged from one run on a mid-grey input: every value non-negative and each row summing to 1.
+    A model the probe cannot run (unusual inputs) is assumed to output logits.
+    """
+    import numpy as np
+
+    from .manifest import ONNX_TYPES
+
+    first = session.get_inputs()[0]
+    fixed = {"N": 1, "C": 3, "H": 224, "W": 224}
+    shape = [dim if isinstance(dim, int) and dim > 0 else fixed.get(axis, 1) for axis, dim in zip(layout, first.shape)]
+    try:
+        probe = np.full(shape, 0.5, dtype=np.dtype(ONNX_TYPES.get(first.type, "float32")))
+        [output, *_] = session.run([session.get_outputs()[0].name], {first.name: probe})
+        values = np.asarray(output, dtype=np.float64).reshape(shape[0], -1)
+    except Exception:  # noqa: BLE001 - a probe only: any failure means "cannot tell"
+        return False
+    return bool(values.size) and bool(np.all(values >= 0)) and bool(np.allclose(values.sum(axis=1), 1.0, atol=1e-3))
 
 
 def _draft_postprocess(task: str, output: Any, layout: str) -> dict[str, Any]:

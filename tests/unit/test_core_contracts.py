@@ -357,3 +357,37 @@ def test_cli_manifest_draft_of_an_integer_output_is_a_label_map():
         cwd=ROOT, capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert json.loads(out.stdout)["postprocess"] == {"output": "labels", "kind": "label_map"}
+
+
+def _tiny_classifier(path: Path, *, softmax: bool) -> None:
+    """A 3-channel 8 x 8 input, global average pooled, times a 3 x 4 matrix: logits of four classes,
+    or their softmax."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = numpy_helper.from_array(np.array([[1, -2, 0.5, 3], [-1, 1, 2, -3], [0.25, 0, -1, 1]], np.float32), "w")
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["image"], ["pooled"]),
+        helper.make_node("Flatten", ["pooled"], ["flat"]),
+        helper.make_node("MatMul", ["flat", "w"], ["logits"]),
+    ]
+    if softmax:
+        nodes.append(helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1))
+    graph = helper.make_graph(
+        nodes, "tiny", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("probabilities" if softmax else "logits", TensorProto.FLOAT, [1, 4])],
+        initializer=[weights],
+    )  # fmt: skip
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+
+
+@pytest.mark.requirement("REQ-FUNC-025")
+@pytest.mark.parametrize("softmax, activation", [(False, "softmax"), (True, "none")])
+def test_cli_manifest_draft_applies_softmax_only_to_logits(tmp_path: Path, softmax: bool, activation: str):
+    model = tmp_path / "classifier.onnx"
+    _tiny_classifier(model, softmax=softmax)
+    out = subprocess.run(
+        [sys.executable, "-m", "inference", "manifest", str(model), "--name", "x", "--task", "classification"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert json.loads(out.stdout)["postprocess"]["activation"] == activation
