@@ -433,7 +433,7 @@ class BlobStore:
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
-        copy = self._client.get_blob_client(self.settings.archive_container, FAILED_PREFIX + item.name)
+        copy = self._blob("archive", FAILED_PREFIX + item.name)
         try:
             props = copy.get_blob_properties()
             if int(props.size) != item.size:
