@@ -199,6 +199,13 @@ class RuntimeSettings:
         2.0,
     )
 
+    @property
+    def inference_slots(self) -> int:
+        """Inferences at once per worker process: MEDAI_MAX_IN_FLIGHT, or one per usable core."""
+        from .cpu import available_cores
+
+        return self.max_in_flight or available_cores()
+
 
 @dataclass(frozen=True)
 class AuthSettings:

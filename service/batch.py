@@ -47,7 +47,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from inference.cpu import available_cores
 from inference.engine import InferenceEngine
 from inference.errors import (
     EmptyBody,
@@ -59,7 +58,7 @@ from inference.errors import (
 from security.audit import AuditTrail
 from security.phi import opaque_ref
 
-from .storage import ItemProperties, RecordInfo, Store
+from .storage import ItemProperties, RecordInfo, Store, bare_etag
 
 log = logging.getLogger("medai.batch")
 
@@ -130,7 +129,7 @@ class BatchProcessor:
         # Decoding and inference of at most one input per core at once (MEDAI_MAX_IN_FLIGHT); further
         # inputs in progress meanwhile download, write records and archive, so storage round trips
         # overlap with the inference of others instead of leaving a core idle.
-        self.max_in_flight = engine.settings.runtime.max_in_flight or available_cores()
+        self.max_in_flight = engine.settings.runtime.inference_slots
         self._slots = threading.Semaphore(self.max_in_flight)
 
     def process(self, name: str | ItemProperties, *, invocation_id: str | None = None) -> Outcome:
@@ -359,11 +358,6 @@ def _model_fields(manifest: Any) -> dict[str, Any]:
     return {"name": manifest.name, "version": manifest.version, "sha256": manifest.sha256, "task": manifest.task}
 
 
-def _bare(etag: Any) -> str:
-    """An ETag without its quotes: messages and headers quote it, listings and record metadata do not."""
-    return str(etag or "").strip('"')
-
-
 def handle_poison_message(processor: BatchProcessor, message: dict[str, Any]) -> Outcome:
     """Record an input the Functions host gave up on (its poison-queue message).
 
@@ -387,7 +381,7 @@ def handle_poison_message(processor: BatchProcessor, message: dict[str, Any]) ->
         raise InternalError("The poison message names no blob.")
     ref = opaque_ref(name)
     store = processor.store
-    failed_etag = _bare(message.get("ETag"))
+    failed_etag = bare_etag(message.get("ETag"))
     manifest = processor.engine.registry.manifest(processor.model_name)
     item = store.properties(name)
     result, error_record = store.record("result", name), store.record("error", name)
@@ -396,14 +390,14 @@ def handle_poison_message(processor: BatchProcessor, message: dict[str, Any]) ->
         if result is not None or error_record is not None:
             # Moved only once its record was written: by a later attempt of this very version (the
             # result's input_etag is the message's) or by a newer version's own run.
-            same_version = result is not None and _bare(result.input_etag) == failed_etag
+            same_version = result is not None and bare_etag(result.input_etag) == failed_etag
             log.info(
                 "poison message of an input already recorded and moved: nothing to do",
                 extra={"input_ref": ref, "same_version": same_version},
             )
             return Outcome("skipped", name)
         item = ItemProperties(name=name, size=0, etag=str(message.get("ETag", "")))  # nothing left to read
-    elif failed_etag and _bare(item.etag) != failed_etag:
+    elif failed_etag and bare_etag(item.etag) != failed_etag:
         log.info(
             "poison message of an older version: the new content is left to its own trigger", extra={"input_ref": ref}
         )

@@ -62,7 +62,7 @@ class InferenceRunner:
         runtime = engine.settings.runtime
         self.engine = engine
         cores = cpu_count()
-        self.max_in_flight = runtime.max_in_flight or cores
+        self.max_in_flight = runtime.inference_slots
         self.capacity = self.max_in_flight + runtime.max_queue
         self.queue_timeout_s = runtime.queue_timeout_s
         # Requests: up to max_in_flight running inference plus one per core preparing or prepared.

@@ -114,6 +114,11 @@ def _quoted(etag: Any) -> str:
     return value if value.startswith('"') else f'"{value}"'
 
 
+def bare_etag(etag: Any) -> str:
+    """An ETag without its quotes: messages and headers quote it, listings and record metadata do not."""
+    return str(etag or "").strip('"')
+
+
 def record_name(name: str) -> str:
     """The result or error record name of an input: its full path plus ``.json``."""
     return name + RESULT_SUFFIX
@@ -123,7 +128,7 @@ def _record_metadata(kind: str, info: RecordInfo) -> dict[str, str]:
     metadata = {
         "input_sha256": info.input_sha256 or "",
         "model_sha256": info.model_sha256 or "",
-        "input_etag": (info.input_etag or "").strip('"'),
+        "input_etag": bare_etag(info.input_etag),
     }
     if kind == "error":
         metadata["retryable"] = "false" if info.final else "true"
