@@ -38,7 +38,7 @@ def _profile(quick: bool) -> dict[str, Any]:
         return {"raw_iterations": 20, "raw_warmup": 3, "http_duration_s": 4, "http_rounds": 1, "http_warmup_s": 2,
                 "concurrency": [1, 4, 16], "batch_inputs": 12, "cold_repeats": 2, "memory_requests": 200}  # fmt: skip
     return {"raw_iterations": 100, "raw_warmup": 5, "http_duration_s": 6, "http_rounds": 3, "http_warmup_s": 3,
-            "concurrency": [1, 4, 16], "batch_inputs": 60, "cold_repeats": 5, "memory_requests": 1000}  # fmt: skip
+            "concurrency": [1, 4, 16], "batch_inputs": 200, "cold_repeats": 5, "memory_requests": 1000}  # fmt: skip
 
 
 def _log(message: str) -> None:

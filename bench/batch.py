@@ -1,7 +1,8 @@
 """The blob batch path against Azurite: images per second through ``service.batch.BatchProcessor``.
 
-Azurite (the real Azure Storage emulator, installed by ``npm ci``) is started the way
-``tests/conftest.py`` starts it, on free ports with a temporary location. ``count`` copies of the
+Azurite (the real Azure Storage emulator, installed by ``npm ci``) is started on free ports with
+``--inMemoryPersistence``: it shares the two cores with the service (Azure Storage would not), and
+keeping its blobs in memory spares the service its disk writes; the tests start it on disk. ``count`` copies of the
 workload's input are uploaded under distinct names, then processed by ``service.backfill.run``
 (what ``python -m service.backfill`` runs: ``BatchProcessor.process`` for each input on a thread
 pool) with the default ``move`` policy: read properties, download, idempotency checks, infer,
@@ -30,6 +31,7 @@ class Azurite:
     """A running Azurite (blob, queue, table) on free ports; stop() ends it by its PID."""
 
     def __init__(self, location: Path) -> None:
+        """Start it; ``location`` receives its log (the blobs stay in memory)."""
         import socket
 
         if not AZURITE_JS.exists():
@@ -39,7 +41,7 @@ class Azurite:
         self.process = subprocess.Popen(  # nosec B603 B607  # node from PATH, fixed arguments, a local emulator
             [
                 "node", str(AZURITE_JS), "--silent", "--disableTelemetry", "--skipApiVersionCheck",
-                "--location", str(location),
+                "--inMemoryPersistence",
                 "--blobHost", "127.0.0.1", "--blobPort", str(self.blob_port),
                 "--queueHost", "127.0.0.1", "--queuePort", str(self.queue_port),
                 "--tableHost", "127.0.0.1", "--tablePort", str(self.table_port),

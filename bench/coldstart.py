@@ -10,6 +10,11 @@
 
 Each is repeated; the first repetition of each (cold page cache) is discarded and the median of
 the rest is reported.
+
+The service's own modules are compiled to bytecode first, as the container image does at build
+time (``python -m compileall`` in the Dockerfile, whose root filesystem is read-only at run time).
+Without it, a tree that cannot write ``__pycache__`` (``PYTHONDONTWRITEBYTECODE``, a read-only
+mount) compiles every module again on every start, about 0.2 s here.
 """
 
 from __future__ import annotations
@@ -28,6 +33,16 @@ from .models import ROOT
 from .servers import INFER_PATH, LOCAL_ENV, free_port
 
 BARE = Path(__file__).resolve().parent / "bare_start.py"
+SERVICE_PACKAGES = ("inference", "security", "service")
+
+
+def compile_service_bytecode() -> None:
+    """Compile the service's packages to ``__pycache__``, as the Dockerfile's ``compileall`` does."""
+    import compileall
+
+    for package in SERVICE_PACKAGES:
+        if not compileall.compile_dir(str(ROOT / package), quiet=1):
+            raise RuntimeError(f"compiling {package}/ to bytecode failed")
 
 
 def time_bare(model_path: Path) -> float:
@@ -100,6 +115,7 @@ def measure_cold_start(
     model_path = models_dir / model / "model.onnx"
     graph_cache = log_dir / "ort-graph-cache"
     shutil.rmtree(graph_cache, ignore_errors=True)  # the first (discarded) repetition fills it
+    compile_service_bytecode()
     served: list[float] = []
     bare: list[float] = []
     for _ in range(repeats + 1):  # interleaved, so drift on the shared machine hits both alike
@@ -114,5 +130,6 @@ def measure_cold_start(
         "bare_s": [round(v, 3) for v in bare],
         "service_median_s": round(median(served), 3),
         "optimised_graph_cache": True,
+        "bytecode": "compiled before the first start, as in the container image",
         "bare_median_s": round(median(bare), 3),
     }

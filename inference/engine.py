@@ -157,8 +157,12 @@ class InferenceEngine:
         media_type_hint: str | None = None,
         options: PredictOptions | None = None,
         request_id: str | None = None,
+        input_sha256: str | None = None,
     ) -> Job:
         """Stage 1: decode the body and preprocess its first frame.
+
+        ``input_sha256``, when the caller has already hashed ``data`` (the batch path does, for its
+        idempotency rule), saves hashing it again.
 
         Raises:
             ServiceError: ``ModelNotFound`` or a 4xx decoding error.
@@ -192,7 +196,7 @@ class InferenceEngine:
             request_id=request_id or new_request_id(),
             model=model,
             image=image,
-            input_sha256=hashlib.sha256(data).hexdigest(),
+            input_sha256=input_sha256 or hashlib.sha256(data).hexdigest(),
             input_bytes=len(data),
             options=options or PredictOptions(),
             first=first,
@@ -298,10 +302,12 @@ class InferenceEngine:
         options: PredictOptions | None = None,
         request_id: str | None = None,
         concurrent: bool = False,
+        input_sha256: str | None = None,
     ) -> dict[str, Any]:
         """Decode, preprocess, infer and postprocess in one call.
 
-        ``concurrent`` says other inferences share the instance (see :meth:`LoadedModel.run`).
+        ``concurrent`` says other inferences share the instance (see :meth:`LoadedModel.run`);
+        ``input_sha256`` is the content's digest when the caller already has it (see :meth:`prepare`).
 
         Returns:
             The response document (see the README's API section).
@@ -312,7 +318,12 @@ class InferenceEngine:
         self.memory.enter()
         try:
             job = self.prepare(
-                model_name, data, media_type_hint=media_type_hint, options=options, request_id=request_id
+                model_name,
+                data,
+                media_type_hint=media_type_hint,
+                options=options,
+                request_id=request_id,
+                input_sha256=input_sha256,
             )
             return self.result(self.execute(job, concurrent=concurrent))
         finally:

@@ -192,7 +192,7 @@ class BatchProcessor:
             if self._superseded(sha, existing, previous_error, ref):
                 return self._done(Outcome("skipped", name), ref, request_id, started)
             started_at = _now()
-            result = self._infer(data, request_id)
+            result = self._infer(data, sha, request_id)
         except ServiceError as err:
             if not err.is_client_error:
                 raise  # transient or server-side: the host retries, then the poison path records it
@@ -210,17 +210,19 @@ class BatchProcessor:
         self.store.write_record("result", name, document, info, replace=existing)
         if previous_error is not None:  # a stale record of older content at this path
             self.store.delete_record("error", name)
-        self._audit(request_id, model.manifest, 200, None, data, started)
+        self._audit(request_id, model.manifest, 200, None, data, started, sha)
         self._finish(item, data, "processed")
         if previous_error is not None and self.after_success == "move":  # it failed before: one archive copy
             self.store.discard_failed_copy(item, sha)
         return self._done(Outcome("processed", name), ref, request_id, started)
 
-    def _infer(self, data: bytes, request_id: str) -> dict[str, Any]:
-        """Decode and infer in one of the inference slots."""
+    def _infer(self, data: bytes, sha: str, request_id: str) -> dict[str, Any]:
+        """Decode and infer in one of the inference slots (``sha``: the content's digest, computed once)."""
         with self._slots:
             # Other inputs in progress (backfill workers, concurrent invocations): one core per run.
-            return self.engine.predict(self.model_name, data, request_id=request_id, concurrent=self._running > 1)
+            return self.engine.predict(
+                self.model_name, data, request_id=request_id, concurrent=self._running > 1, input_sha256=sha
+            )
 
     def _fail(
         self,
@@ -248,7 +250,7 @@ class BatchProcessor:
         )
         if stale_result is not None:
             self.store.delete_record("result", item.name)
-        self._audit(request_id, model, error.status, error.code, data, started)
+        self._audit(request_id, model, error.status, error.code, data, started, sha)
         # An input refused on its size alone was never downloaded: the archive copy streams it.
         self._finish(item, data if (data or item.size == 0) else None, "failed")
         return self._done(Outcome("failed", item.name, error.code), ref, request_id, started)
@@ -317,7 +319,14 @@ class BatchProcessor:
         self.store.finish(item, data, outcome, self.after_success)
 
     def _audit(
-        self, request_id: str, manifest: Any, status: int, code: str | None, data: bytes, started: float
+        self,
+        request_id: str,
+        manifest: Any,
+        status: int,
+        code: str | None,
+        data: bytes,
+        started: float,
+        sha: str | None,
     ) -> None:
         self.audit.inference(
             request_id=request_id,
@@ -328,6 +337,7 @@ class BatchProcessor:
             body=data,
             latency_ms=(time.perf_counter() - started) * 1000,
             source="blob",
+            input_sha256=sha if data else None,
         )
 
     @staticmethod

@@ -147,6 +147,24 @@ def test_blob_function_end_to_end_on_real_files(function_module):
             assert record["input"]["name"] == name
 
 
+@pytest.mark.requirement("REQ-SEC-007", "REQ-FUNC-022")
+def test_batch_audit_records_carry_the_digest_of_the_bytes_read(batch, caplog):
+    # The batch path hashes each input once and hands the digest to the engine and the audit trail:
+    # every record must still name the very bytes of its input (hashlib over the file here).
+    good, bad = read_input("real_CT_small.dcm"), read_input("syn_ct_truncated_pixeldata.dcm")
+    batch.upload("a/good.dcm", good)
+    batch.upload("a/bad.dcm", bad)
+    with caplog.at_level("INFO", logger="medai.audit"):
+        outcomes = {name: batch.processor.process(name).status for name in ("a/good.dcm", "a/bad.dcm")}
+    assert outcomes == {"a/good.dcm": "processed", "a/bad.dcm": "failed"}
+    audit = [r for r in caplog.records if r.name == "medai.audit"]
+    assert [(r.status, r.source, r.input_sha256, r.input_bytes) for r in audit] == [
+        (200, "blob", hashlib.sha256(good).hexdigest(), len(good)),
+        (422, "blob", hashlib.sha256(bad).hexdigest(), len(bad)),
+    ]
+    assert batch.document("results", "a/good.dcm.json")["input"]["sha256"] == hashlib.sha256(good).hexdigest()
+
+
 @pytest.mark.requirement("REQ-FUNC-020")
 def test_blob_bindings_match_the_configured_source(azurite):
     for source in ("EventGrid", "LogsAndContainerScan"):
