@@ -18,6 +18,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP_RUNTIME := $(VENV)/.runtime-installed
 STAMP_DEV := $(VENV)/.dev-installed
+STAMP_SERVE := $(VENV)/.serve-installed
 STAMP_NODE := node_modules/.installed
 # checkov pins its own dependency versions (pycep-parser 0.5.1, boto3, ...), so it gets its own venv.
 CHECKOV_VENV := .venv-checkov
@@ -52,12 +53,17 @@ $(STAMP_RUNTIME): requirements.txt | $(PY)
 	$(PIP) install --quiet -r requirements.txt
 	touch $@
 
+# The local server (uvicorn): never part of the Function App or the image, where the Functions host serves.
+$(STAMP_SERVE): $(STAMP_RUNTIME) requirements-serve.txt
+	$(PIP) install --quiet -r requirements.txt -r requirements-serve.txt
+	touch $@
+
 # azure-functions-runtime (the Python worker's indexing code) declares Python >= 3.13 but runs on 3.11;
 # the tests use it offline to index function_app.py exactly as the worker does.
 FUNCTIONS_RUNTIME := azure-functions-runtime==1.3.0
 
-$(STAMP_DEV): $(STAMP_RUNTIME) requirements-dev.txt
-	$(PIP) install --quiet -r requirements.txt -r requirements-dev.txt
+$(STAMP_DEV): $(STAMP_SERVE) requirements-dev.txt
+	$(PIP) install --quiet -r requirements.txt -r requirements-serve.txt -r requirements-dev.txt
 	$(PIP) install --quiet --no-deps --ignore-requires-python $(FUNCTIONS_RUNTIME)
 	touch $@
 
@@ -75,7 +81,7 @@ install: $(STAMP_DEV) $(STAMP_NODE) $(STAMP_CHECKOV)
 
 install-python: $(STAMP_DEV)
 
-serve: $(STAMP_RUNTIME)  ## local development: authentication explicitly off, loudly
+serve: $(STAMP_SERVE)  ## local development: authentication explicitly off, loudly
 	MEDAI_ENVIRONMENT=local MEDAI_AUTH_MODE=none $(PY) -m service --host $(HOST) --port $(PORT)
 
 lint: $(STAMP_DEV) workflow-lint
@@ -170,6 +176,7 @@ functions-package:
 lock: $(PY)  ## recompile the pinned requirements from requirements*.in
 	$(PIP) install --quiet pip-tools
 	$(VENV)/bin/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links -o requirements.txt requirements.in
+	$(VENV)/bin/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links -o requirements-serve.txt requirements-serve.in
 	$(VENV)/bin/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links -o requirements-dev.txt requirements-dev.in
 	$(VENV)/bin/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links -o requirements-checkov.txt requirements-checkov.in
 

@@ -23,6 +23,7 @@ from .repo import (
     CHECKOV_PINS,
     DEV_PINS,
     RUNTIME_PINS,
+    SERVE_PINS,
     WORKFLOWS_DIR,
     MakeTarget,
     Pin,
@@ -58,8 +59,10 @@ class Context:
     workflows: dict[str, dict[str, Any]]
     make: dict[str, MakeTarget]
     dev_pins: tuple[Pin, ...]
+    serve_pins: tuple[Pin, ...]
     checkov_pins: tuple[Pin, ...]
     dev_direct: tuple[str, ...]
+    serve_direct: tuple[str, ...]
     checkov_direct: tuple[str, ...]
     npm: dict[str, str]
     python: str | None
@@ -81,8 +84,10 @@ def collect(root: Path) -> tuple[Context, list[Finding]]:
         workflows=load_workflows(root),
         make=make_targets(root),
         dev_pins=tuple(read_pins(root / DEV_PINS)),
+        serve_pins=tuple(read_pins(root / SERVE_PINS)),
         checkov_pins=tuple(read_pins(root / CHECKOV_PINS)),
         dev_direct=tuple(direct_names(root / "requirements-dev.in")),
+        serve_direct=tuple(direct_names(root / "requirements-serve.in")),
         checkov_direct=tuple(direct_names(root / "requirements-checkov.in")),
         npm=npm_dev_dependencies(root),
         python=python_requirement(root),
@@ -445,6 +450,9 @@ def _tools(ctx: Context) -> str:
     dev = {p.name: p.version for p in ctx.dev_pins}
     for name in ctx.dev_direct:
         rows.append((f"`{name}`", dev.get(name, "not pinned"), DEV_PINS))
+    serve = {p.name: p.version for p in ctx.serve_pins}
+    for name in ctx.serve_direct:
+        rows.append((f"`{name}`", serve.get(name, "not pinned"), f"{SERVE_PINS} (the local server only)"))
     checkov = {p.name: p.version for p in ctx.checkov_pins}
     for name in ctx.checkov_direct:
         rows.append((f"`{name}`", checkov.get(name, "not pinned"), f"{CHECKOV_PINS} (own virtual environment)"))
@@ -499,7 +507,8 @@ def _soup_management(ctx: Context) -> str:
 
 def _configuration_management(ctx: Context) -> str:
     drift = ctx.trace.tests_for("REQ-REG-003")
-    pins = [name for name in (RUNTIME_PINS, DEV_PINS, CHECKOV_PINS, "package-lock.json") if (ctx.root / name).is_file()]
+    pinned_files = (RUNTIME_PINS, SERVE_PINS, DEV_PINS, CHECKOV_PINS, "package-lock.json")
+    pins = [name for name in pinned_files if (ctx.root / name).is_file()]
     return ("Pinned files: " + ", ".join(f"`{p}`" for p in pins) + ".\n\n"
             "Tests of the generators and of the committed generated files (the tests verifying REQ-REG-003; the "
             "drift checks among them regenerate into a temporary place and compare byte for byte):\n\n"

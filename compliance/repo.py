@@ -26,6 +26,8 @@ from .model import canonical_name
 
 RUNTIME_PINS = "requirements.txt"
 DEV_PINS = "requirements-dev.txt"
+SERVE_PINS = "requirements-serve.txt"
+"""The local server (uvicorn): development tooling, not installed where the Functions host serves the app."""
 CHECKOV_PINS = "requirements-checkov.txt"
 WORKFLOWS_DIR = Path(".github") / "workflows"
 TEMPLATE_GLOBS = ("infra/bicep/**/*.bicep", "infra/bicep/**/*.json", "infra/k8s/*.yaml", "compliance/templates/*.md",

@@ -12,6 +12,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+NO_UVICORN = (
+    "error: uvicorn is not installed. The local server is not part of the Function App's runtime "
+    "(requirements.txt): pip install -r requirements.txt -r requirements-serve.txt, or run make serve."
+)
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m service", description=__doc__.splitlines()[0])
@@ -33,14 +38,15 @@ def main(argv: list[str] | None = None) -> int:
     from inference.errors import ServiceError
 
     try:
-        if args.workers == 1:
-            application = app()  # built here, so a bad setting fails before the port is bound
-            import uvicorn
-
+        application = app() if args.workers == 1 else None  # a bad setting fails before the port is bound
+        try:
+            import uvicorn  # imported once the models have started loading (cold start)
+        except ImportError:
+            print(NO_UVICORN, file=sys.stderr)
+            return 2
+        if application is not None:
             uvicorn.run(application, **options)
         else:
-            import uvicorn
-
             uvicorn.run("service.local:app", factory=True, workers=args.workers, **options)
     except ServiceError as err:  # a bad setting or a missing secret: say which, no traceback
         print(f"error: {err.code}: {err.detail}", file=sys.stderr)

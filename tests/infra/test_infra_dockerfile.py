@@ -45,7 +45,7 @@ def test_git_commit_build_arg_becomes_the_setting():
 @pytest.mark.requirement("REQ-REG-002")
 def test_installs_runtime_requirements_only_and_copies_the_app():
     copies = _all("COPY")
-    assert not any("requirements-dev" in i for i in INSTRUCTIONS)
+    assert not any("requirements-dev" in i or "requirements-serve" in i for i in INSTRUCTIONS)
     assert any(c.startswith("requirements.txt ") for c in copies)
     sources = {src for c in copies for src in c.split()[:-1]}
     assert {"function_app.py", "host.json", "inference/", "security/", "service/", "models/"} <= sources
