@@ -18,6 +18,15 @@ NO_UVICORN = (
 )
 
 
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m service", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
@@ -37,13 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     }
     from inference.errors import ServiceError
 
+    if not _installed("uvicorn"):  # looked up, not imported: the import waits until the models load
+        print(NO_UVICORN, file=sys.stderr)
+        return 2
     try:
         application = app() if args.workers == 1 else None  # a bad setting fails before the port is bound
-        try:
-            import uvicorn  # imported once the models have started loading (cold start)
-        except ImportError:
-            print(NO_UVICORN, file=sys.stderr)
-            return 2
+        import uvicorn
+
         if application is not None:
             uvicorn.run(application, **options)
         else:

@@ -68,12 +68,19 @@ def performance() -> str:
 
 def presets_table() -> str:
     from infra.contract import PERFORMANCE_PRESETS
+    from infra.system.params import PYTHON_THREADPOOL
 
+    # What a Flex preset leaves out is either the platform's (its worker process count) or a Bicep
+    # parameter of the Function App that every instance size shares.
+    bicep_parameters = {
+        "PYTHON_THREADPOOL_THREAD_COUNT": f"`{PYTHON_THREADPOOL.default}` (Bicep parameter `{PYTHON_THREADPOOL.name}`)"
+    }
     names = list(PERFORMANCE_PRESETS)
     keys = sorted({key for preset in PERFORMANCE_PRESETS.values() for key in preset})
     lines = ["| Setting | " + " | ".join(f"`{n}`" for n in names) + " |", "|---" * (len(names) + 1) + "|"]
     for key in keys:
-        cells = [f"`{PERFORMANCE_PRESETS[n][key]}`" if key in PERFORMANCE_PRESETS[n] else "(platform)" for n in names]
+        fallback = bicep_parameters.get(key, "(platform)")
+        cells = [f"`{PERFORMANCE_PRESETS[n][key]}`" if key in PERFORMANCE_PRESETS[n] else fallback for n in names]
         lines.append(f"| `{key}` | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

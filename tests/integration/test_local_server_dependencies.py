@@ -47,10 +47,12 @@ print(json.dumps({"functions": sorted(functions_by_name(function_app)), "status"
 """
 
 
-def _run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **LOCAL_ENV, "MEDAI_MODELS_DIR": str(DEFAULT_MODELS), "MEDAI_LOG_LEVEL": "WARNING"}
+def _run(script: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` in a fresh interpreter; ``env`` overrides (an empty value removes the variable)."""
+    base = {**os.environ, **LOCAL_ENV, "MEDAI_MODELS_DIR": str(DEFAULT_MODELS), "MEDAI_LOG_LEVEL": "WARNING"}
+    merged = {k: v for k, v in {**base, **(env or {})}.items() if v != ""}
     return subprocess.run(  # nosec B603  # this interpreter, a fixed script
-        [sys.executable, "-c", script, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", script, *args], cwd=ROOT, env=merged, capture_output=True, text=True, timeout=120
     )
 
 
@@ -67,7 +69,11 @@ def test_the_function_app_indexes_without_the_local_server_packages(tmp_path):
 
 
 @pytest.mark.requirement("REQ-REG-002")
-def test_python_m_service_without_uvicorn_says_what_to_install():
-    done = _run(BLOCK + "import runpy; runpy.run_module('service', run_name='__main__')", "--port", "0")
+@pytest.mark.parametrize("environment", ["local", "unset"])
+def test_python_m_service_without_uvicorn_says_what_to_install(environment):
+    # Before anything else: with no settings at all the answer is still what to install, not a
+    # configuration error about authentication.
+    env = None if environment == "local" else {name: "" for name in (*LOCAL_ENV, "MEDAI_MODELS_DIR")}
+    done = _run(BLOCK + "import runpy; runpy.run_module('service', run_name='__main__')", "--port", "0", env=env)
     assert done.returncode == 2
-    assert NO_UVICORN in done.stderr and "Traceback" not in done.stderr
+    assert NO_UVICORN in done.stderr and "Traceback" not in done.stderr and "configuration_error" not in done.stderr
