@@ -96,21 +96,30 @@ class Azurite:
 WARMUP_INPUTS = 20
 
 
-def _batch_pass(client: Any, settings: Any, engine: Any, model: str, body: bytes, container: str, *,
-                count: int, workers: int) -> dict[str, Any]:
-    """Upload ``count`` copies of ``body`` to ``container`` and process them as the backfill does."""
-    from service.backfill import run
+def _stage(client: Any, settings: Any, engine: Any, model: str, body: bytes, container: str, prefix: str,
+           count: int) -> Any:
+    """Upload ``count`` copies of ``body`` under ``prefix`` in ``container`` (not timed); returns the
+    processor that will take them, with the default ``move`` policy."""
     from service.batch import BatchProcessor
-    from service.storage import BlobStore, RecordSnapshot
+    from service.storage import BlobStore
 
     store = BlobStore(client, settings.blob, input_container=container)
     store.ensure_containers()
     upload = client.get_container_client(container)
     for index in range(count):
-        upload.upload_blob(f"warm/image-{index:05d}.bin", body, overwrite=True)
-    processor = BatchProcessor(engine, store, model_name=model, after_success="move")
-    processor.store = RecordSnapshot(store, "warm/")
-    return run(processor, list(store.list_inputs("warm/")), workers=workers, progress=False)
+        upload.upload_blob(f"{prefix}image-{index:05d}.bin", body, overwrite=True)
+    return BatchProcessor(engine, store, model_name=model, after_success="move")
+
+
+def _process(processor: Any, prefix: str, workers: int) -> dict[str, Any]:
+    """What the backfill CLI does: list the inputs, snapshot their records, process them."""
+    from service.backfill import run
+    from service.storage import RecordSnapshot
+
+    store = processor.store
+    listed = list(store.list_inputs(prefix))
+    processor.store = RecordSnapshot(store, prefix)
+    return run(processor, listed, workers=workers, progress=False)
 
 
 def measure_batch(
@@ -134,9 +143,8 @@ def measure_batch(
     """
     from inference.engine import InferenceEngine
     from inference.settings import Settings
-    from service.backfill import DEFAULT_WORKERS, run
-    from service.batch import BatchProcessor
-    from service.storage import BlobStore, RecordSnapshot, blob_service_client
+    from service.backfill import DEFAULT_WORKERS
+    from service.storage import blob_service_client
 
     workers_list = workers_list or (DEFAULT_WORKERS, 1, 2 * DEFAULT_WORKERS)
     results: dict[str, Any] = {"default_workers": DEFAULT_WORKERS}
@@ -164,24 +172,16 @@ def measure_batch(
             raw_rounds: list[dict[str, Any]] = []
             # Untimed warm-up pass: Azurite's JavaScript is compiled on its first requests and the
             # client's connection pool fills; otherwise whichever worker count runs first pays for both.
-            _batch_pass(client, settings, engine, model, body, "bench-warmup", count=WARMUP_INPUTS, workers=2)
+            warm = _stage(client, settings, engine, model, body, "bench-warmup", "warm/", WARMUP_INPUTS)
+            _process(warm, "warm/", workers=2)
             for workers in workers_list:
                 if raw_pipeline is not None and raw_duration_s:
                     raw_rounds.append(raw_pipeline.measure(duration_s=raw_duration_s))
-                container = f"bench-input-w{workers}"
-                store = BlobStore(client, settings.blob, input_container=container)
-                store.ensure_containers()
-                upload = client.get_container_client(container)
-                names = [f"run-w{workers}/image-{index:05d}.bin" for index in range(count)]
-                for name in names:
-                    upload.upload_blob(name, body, overwrite=True)
-                processor = BatchProcessor(engine, store, model_name=model, after_success="move")
+                prefix = f"run-w{workers}/"
+                processor = _stage(client, settings, engine, model, body, f"bench-input-w{workers}", prefix, count)
                 azurite_cpu = azurite.cpu_seconds()
                 started = time.perf_counter()
-                # As the backfill CLI does (timed): list the inputs, snapshot the records, process.
-                listed = list(store.list_inputs(f"run-w{workers}/"))
-                processor.store = RecordSnapshot(store, f"run-w{workers}/")
-                summary = run(processor, listed, workers=workers, progress=False)
+                summary = _process(processor, prefix, workers)  # timed
                 elapsed = time.perf_counter() - started
                 azurite_cpu = azurite.cpu_seconds() - azurite_cpu
                 results[f"workers_{workers}"] = {
