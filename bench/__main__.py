@@ -5,9 +5,10 @@
     python -m bench models           # only generate the benchmark models (cached in .bench/models)
 
 It measures the raw in-process pipeline, the service (``python -m service``) and the obvious
-FastAPI peer (``bench/peer_server.py``) under ``wrk`` at concurrency 1, 4 and 16, the blob batch
-path against Azurite, cold start against the bare minimum and RSS over varying-size requests,
-then prints a table with ratios against the targets of issue 8 and writes a JSON report.
+FastAPI peer (``bench/peer_server.py``) under ``wrk`` at concurrency 1, 4 and 16 and with requests
+one second apart (sporadic traffic), the blob batch path against Azurite, cold start against the
+bare minimum and RSS over varying-size requests, then prints a table with ratios against the targets
+of issue 8 and writes a JSON report.
 It is a benchmark, not a test: nothing here fails on a time; the exit status is 0 whether or not
 targets are met (2 only when a measurement could not run).
 
@@ -30,15 +31,26 @@ from .models import CACHE, DEFAULT_NAME, RESNET_NAME, ROOT, UNET_NAME, ensure_mo
 
 PRIMARY = RESNET_NAME
 ALL_MODELS = (DEFAULT_NAME, RESNET_NAME, UNET_NAME)
-SECTIONS = ("raw", "http", "batch", "coldstart", "memory")
+SECTIONS = ("raw", "http", "sporadic", "batch", "coldstart", "memory")
 
 
 def _profile(quick: bool) -> dict[str, Any]:
     if quick:
         return {"raw_iterations": 20, "raw_warmup": 3, "http_duration_s": 4, "http_rounds": 1, "http_warmup_s": 2,
-                "concurrency": [1, 4, 16], "batch_inputs": 12, "cold_repeats": 2, "memory_requests": 200}  # fmt: skip
+                "concurrency": [1, 4, 16], "batch_inputs": 12, "cold_repeats": 2, "memory_requests": 200,
+                "sporadic_requests": 6, "sporadic_gap_s": 1.0}  # fmt: skip
     return {"raw_iterations": 100, "raw_warmup": 5, "http_duration_s": 6, "http_rounds": 3, "http_warmup_s": 3,
-            "concurrency": [1, 4, 16], "batch_inputs": 200, "cold_repeats": 5, "memory_requests": 1000}  # fmt: skip
+            "concurrency": [1, 4, 16], "batch_inputs": 200, "cold_repeats": 5, "memory_requests": 1000,
+            "sporadic_requests": 30, "sporadic_gap_s": 1.0}  # fmt: skip
+
+
+def _settle_s(service_env: dict[str, str]) -> float:
+    """Seconds to wait for "at rest": one more than the service's idle time before it returns memory."""
+    from inference.settings import Settings
+
+    from .servers import LOCAL_ENV
+
+    return Settings.from_env({**LOCAL_ENV, **service_env}).runtime.memory_trim_idle_s + 1.0
 
 
 def _log(message: str) -> None:
@@ -162,6 +174,23 @@ def run(args: argparse.Namespace) -> int:
             service.stop()
             peer.stop()
 
+    if "sporadic" in sections:
+        from .servers import Server
+        from .sporadic import measure_sporadic
+
+        result["sporadic"] = {}
+        wl = workloads[PRIMARY] if PRIMARY in models else workloads[models[0]]
+        model = PRIMARY if PRIMARY in models else models[0]
+        for kind in ("service", "peer"):
+            _log(f"sporadic: {kind}, {profile['sporadic_requests']} requests {profile['sporadic_gap_s']} s apart")
+            env = service_env if kind == "service" else None
+            with Server(kind, models_dir, models=[model], log_dir=log_dir, extra_env=env) as server:
+                server.wait_ready()
+                result["sporadic"][kind] = measure_sporadic(
+                    server, model, wl.body, wl.media_type,
+                    requests=profile["sporadic_requests"], gap_s=profile["sporadic_gap_s"],
+                )  # fmt: skip
+
     if "batch" in sections:
         from .batch import measure_batch
 
@@ -197,8 +226,9 @@ def run(args: argparse.Namespace) -> int:
             with Server(kind, models_dir, models=[UNET_NAME], log_dir=log_dir, extra_env=env) as server:
                 server.wait_ready()
                 result["memory"][kind] = measure_memory(
-                    server, UNET_NAME, varying_size_inputs(), requests=profile["memory_requests"]
-                )
+                    server, UNET_NAME, varying_size_inputs(), requests=profile["memory_requests"],
+                    settle_s=_settle_s(service_env),
+                )  # fmt: skip
 
     result["machine"]["load_average_end"] = [round(v, 2) for v in __import__("os").getloadavg()]
     result["cpu_usage"] = rep.cpu_usage(cpu_start, rep.cpu_snapshot())

@@ -7,7 +7,8 @@ Then ``requests`` requests (the 20 files in a seeded random order, repeated) are
 ``/proc/PID/status`` every ``sample_every`` requests.
 
 Baseline and final RSS are read at rest, ``settle_s`` seconds after the last response (the service
-returns freed memory once it has been idle for ``MEDAI_MEMORY_TRIM_IDLE_S``, 0.25 s by default);
+returns freed memory once it has been idle for ``MEDAI_MEMORY_TRIM_IDLE_S``, 5 s by default; the suite
+waits one second more than the setting);
 growth is final over baseline. The samples taken under load, their maximum and the RSS right after
 the last response are reported beside it: they are what a memory limit must allow for.
 """

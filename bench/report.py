@@ -316,6 +316,18 @@ def render(report: dict[str, Any]) -> str:
                     f"{_fmt(ratio(values['p99_ms'], values['p50_ms']), 2):>7} {values['non_2xx']:>6} "
                     f"{_fmt(vs_peer, 2):>7} {_fmt(vs_raw, 2):>7} {_fmt(values.get('foreign_cores'), 2):>5}"
                 )
+    if report.get("sporadic"):
+        lines.append("")
+        lines.append("Sporadic requests (one at a time, each on a new connection, a pause after every response; "
+                     "'x c1' = p50 over the same server's c1 p50)")  # fmt: skip
+        for server, values in report["sporadic"].items():
+            c1 = http.get(server, {}).get(values["model"], {}).get("c1", {}).get("p50_ms")
+            lines.append(
+                f"  {values['model']:<16} {server:<8} {values['requests']} requests {_fmt(values['gap_s'])} s apart: "
+                f"p50 {_fmt(values.get('p50_ms'))} ms, p90 {_fmt(values.get('p90_ms'))} ms, "
+                f"max {_fmt(values.get('max_ms'))} ms   x c1 {_fmt(ratio(values.get('p50_ms'), c1), 2)}   "
+                f"non-200 {values['non_200']}"
+            )
     if report.get("batch"):
         lines.append("")
         lines.append("Blob batch path (Azurite, service.backfill.run -> BatchProcessor, policy move)")

@@ -196,3 +196,57 @@ def test_publish_refuses_a_quick_or_broken_report_and_keeps_a_full_one(tmp_path,
     full.write_text(json.dumps({**report, "quick": False}))
     assert cli.publish(full) == 0
     assert json.loads(target.read_text()) == {**report, "quick": False}
+
+
+def test_sporadic_requests_are_sent_one_at_a_time_and_the_first_is_discarded() -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from types import SimpleNamespace
+
+    from bench.sporadic import measure_sporadic
+
+    seen: list[tuple[str, bytes]] = []
+    in_flight = [0, 0]  # now, most at once
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            in_flight[0] += 1
+            in_flight[1] = max(in_flight[1], in_flight[0])
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append((self.path, body))
+            status = 503 if len(seen) == 3 else 200  # the third request fails
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            in_flight[0] -= 1
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        target = SimpleNamespace(host="127.0.0.1", port=server.server_address[1])
+        result = measure_sporadic(target, "m", b"png-bytes", "image/png", requests=4, gap_s=0.01)  # type: ignore
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == [("/api/v1/models/m/infer", b"png-bytes")] * 5  # one discarded, then the four measured
+    assert in_flight[1] == 1  # never two at once
+    assert (result["non_200"], result["n"], result["requests"], result["gap_s"]) == (1, 3, 4, 0.01)
+
+
+def test_sporadic_figures_are_rendered_against_the_same_servers_c1() -> None:
+    report = _synthetic_report()
+    report["sporadic"] = {
+        "service": {"model": "bench-resnet18", "requests": 30, "gap_s": 1.0, "non_200": 0,
+                    "p50_ms": 51.25, "p90_ms": 60.0, "max_ms": 70.0},
+        "peer": {"model": "bench-resnet18", "requests": 30, "gap_s": 1.0, "non_200": 0,
+                 "p50_ms": 44.0, "p90_ms": 50.0, "max_ms": 55.0},
+    }  # fmt: skip
+    report["targets"] = compute_targets(report, "bench-resnet18")
+    lines = [line for line in render(report).splitlines() if "s apart" in line]
+    assert len(lines) == 2
+    assert "service" in lines[0] and "x c1 1.25" in lines[0]  # 51.25 / 41.0
+    assert "peer" in lines[1] and "x c1 1.10" in lines[1]  # 44.0 / 40.0
