@@ -228,25 +228,40 @@ def test_sporadic_requests_are_sent_one_at_a_time_and_the_first_is_discarded() -
     thread.start()
     try:
         target = SimpleNamespace(host="127.0.0.1", port=server.server_address[1])
-        result = measure_sporadic(target, "m", b"png-bytes", "image/png", requests=4, gap_s=0.01)  # type: ignore
+        result = measure_sporadic(target, "m", b"png-bytes", "image/png", requests=4, gap_s=0.01,
+                                  settle_s=0.01)  # type: ignore  # fmt: skip
     finally:
         server.shutdown()
         server.server_close()
     assert seen == [("/api/v1/models/m/infer", b"png-bytes")] * 5  # one discarded, then the four measured
     assert in_flight[1] == 1  # never two at once
-    assert (result["non_200"], result["n"], result["requests"], result["gap_s"]) == (1, 3, 4, 0.01)
+    assert (result["non_200"], result["n"], result["requests"], result["gap_s"], result["settle_s"]) == (
+        1, 3, 4, 0.01, 0.01)  # fmt: skip
+
+
+def test_memory_settles_past_the_idle_delay_the_served_service_gets(monkeypatch) -> None:
+    from bench.__main__ import _settle_s
+
+    from inference.settings import RuntimeSettings
+
+    monkeypatch.delenv("MEDAI_MEMORY_TRIM_IDLE_S", raising=False)
+    assert _settle_s({}) == RuntimeSettings().memory_trim_idle_s + 1.0
+    monkeypatch.setenv("MEDAI_MEMORY_TRIM_IDLE_S", "20")  # the servers inherit this shell's environment
+    assert _settle_s({}) == 21.0
+    assert _settle_s({"MEDAI_MEMORY_TRIM_IDLE_S": "2.5"}) == 3.5  # --service-env wins over the shell
 
 
 def test_sporadic_figures_are_rendered_against_the_same_servers_c1() -> None:
     report = _synthetic_report()
+    report["http"]["service"]["bench-resnet18"]["c1"]["p50_ms"] = 32.304  # 33.113 / 32.304 = 1.02504
     report["sporadic"] = {
         "service": {"model": "bench-resnet18", "requests": 30, "gap_s": 1.0, "non_200": 0,
-                    "p50_ms": 51.25, "p90_ms": 60.0, "max_ms": 70.0},
+                    "p50_ms": 33.113, "p90_ms": 60.0, "max_ms": 70.0},
         "peer": {"model": "bench-resnet18", "requests": 30, "gap_s": 1.0, "non_200": 0,
                  "p50_ms": 44.0, "p90_ms": 50.0, "max_ms": 55.0},
     }  # fmt: skip
     report["targets"] = compute_targets(report, "bench-resnet18")
     lines = [line for line in render(report).splitlines() if "s apart" in line]
     assert len(lines) == 2
-    assert "service" in lines[0] and "x c1 1.25" in lines[0]  # 51.25 / 41.0
+    assert "service" in lines[0] and "x c1 1.03" in lines[0]  # rounded once, not 1.025 then 1.02
     assert "peer" in lines[1] and "x c1 1.10" in lines[1]  # 44.0 / 40.0
