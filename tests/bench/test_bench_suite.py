@@ -114,6 +114,7 @@ def test_targets_are_ratios_with_verdicts() -> None:
     report["targets"] = list(targets.values())
     assert validate_report(report) == []
     assert "NOT MET" in render(report) and "batch_vs_raw" in render(report)
+    assert "baseline 1.0 MiB -> final 1.0 MiB (+6.00%)" in render(report)  # kB / 1024: MiB, not MB
     json.dumps(report)  # the report is plain JSON
 
 
