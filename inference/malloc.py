@@ -99,7 +99,9 @@ def set_arena_max(arenas: int) -> bool:
     """Cap glibc's malloc arenas at ``arenas`` (0: leave glibc's default of eight per core).
 
     Each thread that allocates may get an arena of its own, and each arena keeps the largest
-    footprint its thread ever needed; fewer arenas share the freed memory between threads.
+    footprint its thread ever needed; fewer arenas share the freed memory between threads. The cap
+    binds threads that have not allocated yet: a host whose own threads start first (the Functions
+    worker) also gets glibc's ``MALLOC_ARENA_MAX`` in its environment (the performance presets).
 
     Returns:
         Whether the cap was applied.

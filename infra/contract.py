@@ -46,18 +46,23 @@ ENVIRONMENT: Final = "production"
 # memory): FUNCTIONS_WORKER_PROCESS_COUNT is 1 on AKS and is not set on Flex Consumption, which manages it.
 # With two cores, a request alone runs on both and concurrent ones on one core each (a second session
 # per model, MEDAI_ORT_CONCURRENT_INTRA_OP_THREADS); with one core there is one session and one run.
+# MALLOC_ARENA_MAX is glibc's own variable, read when the process starts: the service sets the same cap
+# (MEDAI_MALLOC_ARENA_MAX, default 1) when its engine is built, but the Functions worker's threads have
+# allocated by then and would keep arenas of their own.
 PERFORMANCE_PRESETS: Final = {
     "flex-2gb": {  # Flex Consumption, 2,048 MB instance (one vCPU); the platform runs one Python worker
         "MEDAI_ORT_INTRA_OP_THREADS": "1",
         "MEDAI_ORT_CONCURRENT_INTRA_OP_THREADS": "0",
         "MEDAI_MAX_IN_FLIGHT": "1",
         "MEDAI_MAX_QUEUE": "16",
+        "MALLOC_ARENA_MAX": "1",
     },
     "flex-4gb": {  # Flex Consumption, 4,096 MB instance (two vCPUs)
         "MEDAI_ORT_INTRA_OP_THREADS": "2",
         "MEDAI_ORT_CONCURRENT_INTRA_OP_THREADS": "1",
         "MEDAI_MAX_IN_FLIGHT": "2",
         "MEDAI_MAX_QUEUE": "32",
+        "MALLOC_ARENA_MAX": "1",
     },
     "aks-pod": {  # the AKS Deployments: limits cpu 2, memory 3-4 GiB
         "FUNCTIONS_WORKER_PROCESS_COUNT": "1",
@@ -66,6 +71,7 @@ PERFORMANCE_PRESETS: Final = {
         "MEDAI_ORT_CONCURRENT_INTRA_OP_THREADS": "1",
         "MEDAI_MAX_IN_FLIGHT": "2",
         "MEDAI_MAX_QUEUE": "32",
+        "MALLOC_ARENA_MAX": "1",
     },
 }
 """Which Flex preset applies is chosen in Bicep from ``functionInstanceMemoryMB`` (4096: flex-4gb)."""

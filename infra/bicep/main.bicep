@@ -795,6 +795,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           value: 'webjobs-blobtrigger-poison'
         }
         {
+          name: 'MALLOC_ARENA_MAX'
+          value: '1'
+        }
+        {
           name: 'MEDAI_MAX_IN_FLIGHT'
           value: functionInstanceMemoryMB >= 4096 ? '2' : '1'
         }

@@ -23,7 +23,10 @@ def test_each_preset_is_a_valid_service_configuration(name):
     assert runtime.concurrent_intra_op_threads == int(preset["MEDAI_ORT_CONCURRENT_INTRA_OP_THREADS"])
     assert runtime.max_in_flight == int(preset["MEDAI_MAX_IN_FLIGHT"])
     assert runtime.max_queue == int(preset["MEDAI_MAX_QUEUE"])
-    assert set(preset) - set(medai) <= {"FUNCTIONS_WORKER_PROCESS_COUNT", "PYTHON_THREADPOOL_THREAD_COUNT"}
+    assert set(preset) - set(medai) <= {"FUNCTIONS_WORKER_PROCESS_COUNT", "PYTHON_THREADPOOL_THREAD_COUNT",
+                                        "MALLOC_ARENA_MAX"}  # fmt: skip
+    # glibc's own variable, from process start, agrees with the cap the service applies itself
+    assert int(preset["MALLOC_ARENA_MAX"]) == runtime.malloc_arena_max
 
 
 def test_function_app_takes_the_flex_preset_of_its_instance_memory():
