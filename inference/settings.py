@@ -144,9 +144,9 @@ class RuntimeSettings:
     )
     malloc_arena_max: int = _s(
         "MEDAI_MALLOC_ARENA_MAX",
-        "Most malloc arenas of the C allocator (glibc). With more than one, a thread arena's heap kept up to "
-        "about 30 MiB resident at rest on some runs that returning freed memory did not give back; one "
-        "measured no slower. 0: glibc's default (eight per core).",
+        "Most malloc arenas of the C allocator (glibc). With two, a thread arena's heap kept 20 to 34 MiB "
+        "resident at rest on some runs, which returning freed memory did not give back; one measured no "
+        "slower. 0: glibc's default (eight per core).",
         1,
     )
     memory_trim_idle_s: float = _s(
