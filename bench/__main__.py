@@ -23,6 +23,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,19 @@ def _settle_s(service_env: dict[str, str]) -> float:
     from .servers import LOCAL_ENV
 
     return Settings.from_env({**os.environ, **LOCAL_ENV, **service_env}).runtime.memory_trim_idle_s + 1.0
+
+
+def _fresh_servers(
+    models_dir: Path, model: str, log_dir: Path, service_env: dict[str, str]
+) -> Iterator[tuple[str, Any]]:
+    """The service, then the peer, each started afresh with ``model`` alone, ready; stopped after its turn."""
+    from .servers import Server
+
+    for kind in ("service", "peer"):
+        env = service_env if kind == "service" else None
+        with Server(kind, models_dir, models=[model], log_dir=log_dir, extra_env=env) as server:
+            server.wait_ready()
+            yield kind, server
 
 
 def _log(message: str) -> None:
@@ -180,22 +194,18 @@ def run(args: argparse.Namespace) -> int:
     if "sporadic" in sections:
         from inference.engine import InferenceEngine
 
-        from .servers import Server
         from .sporadic import measure_sporadic
 
         result["sporadic"] = {}
-        wl = workloads[PRIMARY] if PRIMARY in models else workloads[models[0]]
         model = PRIMARY if PRIMARY in models else models[0]
-        for kind in ("service", "peer"):
+        wl = workloads[model]
+        for kind, server in _fresh_servers(models_dir, model, log_dir, service_env):
             _log(f"sporadic: {kind}, {profile['sporadic_requests']} requests {profile['sporadic_gap_s']} s apart")
-            env = service_env if kind == "service" else None
-            with Server(kind, models_dir, models=[model], log_dir=log_dir, extra_env=env) as server:
-                server.wait_ready()
-                result["sporadic"][kind] = measure_sporadic(
-                    server, model, wl.body, wl.media_type,
-                    requests=profile["sporadic_requests"], gap_s=profile["sporadic_gap_s"],
-                    settle_s=InferenceEngine.DICOM_WARMUP_DELAY_S + 2.0,  # past the start-up warm-up
-                )  # fmt: skip
+            result["sporadic"][kind] = measure_sporadic(
+                server, model, wl.body, wl.media_type,
+                requests=profile["sporadic_requests"], gap_s=profile["sporadic_gap_s"],
+                settle_s=InferenceEngine.DICOM_WARMUP_DELAY_S + 2.0,  # past the start-up warm-up
+            )  # fmt: skip
 
     if "batch" in sections:
         from .batch import measure_batch
@@ -223,18 +233,14 @@ def run(args: argparse.Namespace) -> int:
 
     if "memory" in sections and UNET_NAME in models:
         from .memory import measure_memory
-        from .servers import Server
 
         result["memory"] = {}
-        for kind in ("service", "peer"):
+        settle_s = _settle_s(service_env)
+        for kind, server in _fresh_servers(models_dir, UNET_NAME, log_dir, service_env):
             _log(f"memory: {kind}, {profile['memory_requests']} varying-size requests to {UNET_NAME}")
-            env = service_env if kind == "service" else None
-            with Server(kind, models_dir, models=[UNET_NAME], log_dir=log_dir, extra_env=env) as server:
-                server.wait_ready()
-                result["memory"][kind] = measure_memory(
-                    server, UNET_NAME, varying_size_inputs(), requests=profile["memory_requests"],
-                    settle_s=_settle_s(service_env),
-                )  # fmt: skip
+            result["memory"][kind] = measure_memory(
+                server, UNET_NAME, varying_size_inputs(), requests=profile["memory_requests"], settle_s=settle_s
+            )
 
     result["machine"]["load_average_end"] = [round(v, 2) for v in __import__("os").getloadavg()]
     result["cpu_usage"] = rep.cpu_usage(cpu_start, rep.cpu_snapshot())

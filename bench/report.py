@@ -262,13 +262,6 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
-def _quotient(numerator: float | None, denominator: float | None) -> float | None:
-    """``numerator / denominator`` unrounded, for display (rounding it first would round twice)."""
-    if numerator is None or denominator is None or denominator == 0:
-        return None
-    return numerator / denominator
-
-
 def render(report: dict[str, Any]) -> str:
     """The human-readable table printed at the end of a run."""
     lines: list[str] = []
@@ -314,13 +307,13 @@ def render(report: dict[str, Any]) -> str:
         for server in ("service", "peer"):
             for point, values in http.get(server, {}).get(model, {}).items():
                 peer_rps = http.get("peer", {}).get(model, {}).get(point, {}).get("throughput_rps")
-                vs_peer = _quotient(values["throughput_rps"], peer_rps) if server == "service" else None
+                vs_peer = ratio(values["throughput_rps"], peer_rps, digits=None) if server == "service" else None
                 raw_ref = report.get("raw_interleaved", {}).get(model) or report["raw"][model]
-                vs_raw = _quotient(values["p50_ms"], raw_ref["p50_ms"])
+                vs_raw = ratio(values["p50_ms"], raw_ref["p50_ms"], digits=None)
                 lines.append(
                     f"  {model:<16} {server:<8} {point[1:]:>4} {_fmt(values['throughput_rps']):>8} "
                     f"{_fmt(values['p50_ms']):>9} {_fmt(values['p99_ms']):>9} "
-                    f"{_fmt(_quotient(values['p99_ms'], values['p50_ms']), 2):>7} {values['non_2xx']:>6} "
+                    f"{_fmt(ratio(values['p99_ms'], values['p50_ms'], digits=None), 2):>7} {values['non_2xx']:>6} "
                     f"{_fmt(vs_peer, 2):>7} {_fmt(vs_raw, 2):>7} {_fmt(values.get('foreign_cores'), 2):>5}"
                 )
     if report.get("sporadic"):
@@ -332,7 +325,7 @@ def render(report: dict[str, Any]) -> str:
             lines.append(
                 f"  {values['model']:<16} {server:<8} {values['requests']} requests {_fmt(values['gap_s'])} s apart: "
                 f"p50 {_fmt(values.get('p50_ms'))} ms, p90 {_fmt(values.get('p90_ms'))} ms, "
-                f"max {_fmt(values.get('max_ms'))} ms   x c1 {_fmt(_quotient(values.get('p50_ms'), c1), 2)}   "
+                f"max {_fmt(values.get('max_ms'))} ms   x c1 {_fmt(ratio(values.get('p50_ms'), c1, digits=None), 2)}   "
                 f"non-200 {values['non_200']}"
             )
     if report.get("batch"):
@@ -348,7 +341,7 @@ def render(report: dict[str, Any]) -> str:
                 lines.append(
                     f"  {model:<16} {values['workers']} worker(s): {_fmt(values['images_per_s'])} img/s "
                     f"({values['inputs']} inputs, {_fmt(values['elapsed_s'], 2)} s)   x raw "
-                    f"{_fmt(_quotient(values['images_per_s'], raw_ips), 2)}   Azurite used "
+                    f"{_fmt(ratio(values['images_per_s'], raw_ips, digits=None), 2)}   Azurite used "
                     f"{_fmt(values.get('azurite_cores'), 2)} cores"
                 )
     if report.get("cold_start"):
@@ -357,7 +350,7 @@ def render(report: dict[str, Any]) -> str:
         for model, cold in report["cold_start"].items():
             lines.append(
                 f"  {model:<16} service {_fmt(cold['service_median_s'], 3)} s   bare {_fmt(cold['bare_median_s'], 3)} s"
-                f"   ratio {_fmt(_quotient(cold['service_median_s'], cold['bare_median_s']), 2)}"
+                f"   ratio {_fmt(ratio(cold['service_median_s'], cold['bare_median_s'], digits=None), 2)}"
             )
     if report.get("memory"):
         lines.append("")

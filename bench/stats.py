@@ -49,11 +49,13 @@ def summarize_ms(samples_ms: Sequence[float]) -> dict[str, Any]:
     }
 
 
-def ratio(numerator: float | None, denominator: float | None) -> float | None:
-    """``numerator / denominator`` rounded to 3 decimals; None when either is missing or the denominator is 0."""
+def ratio(numerator: float | None, denominator: float | None, digits: int | None = 3) -> float | None:
+    """``numerator / denominator`` rounded to ``digits`` decimals (None: unrounded, for display, which
+    rounds it once itself); None when either is missing or the denominator is 0."""
     if numerator is None or denominator is None or denominator == 0:
         return None
-    return round(numerator / denominator, 3)
+    value = numerator / denominator
+    return value if digits is None else round(value, digits)
 
 
 def growth_percent(baseline: float, value: float) -> float:
