@@ -5,7 +5,10 @@ model. A session is created once (eagerly at start-up or on first use, per
 ``MEDAI_MODEL_LOADING``), after the model file's sha256 has been checked against
 its manifest, and then reused by every request: ``InferenceSession.run`` is
 thread-safe. The bytes that were hashed are the bytes handed to onnxruntime, so
-the file cannot change between the check and the load.
+the file cannot change between the check and the load. With the optimised-graph cache
+(``MEDAI_ORT_OPTIMIZED_MODEL_DIR``), a start that finds the model's graph there loads that
+graph, made from bytes verified when it was cached, and only checks the file (streamed,
+never held in memory) so that a changed file still refuses to serve.
 """
 
 from __future__ import annotations
@@ -54,11 +57,8 @@ OIP_DATATYPES = {
 
 def sha256_file(path: Path) -> str:
     """sha256 of a file, hex."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    with path.open("rb") as handle:  # streamed through one reused buffer, the file never held whole
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 @dataclass
@@ -162,10 +162,7 @@ class LoadedModel:
         threads = concurrent_threads(runtime)
         if threads is None or self.concurrent_session is not None:
             return
-        data = self.manifest.model_path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != self.manifest.sha256:  # changed on disk since it was loaded
-            raise ModelIntegrityError(f"Model {self.name!r}: the file changed since it was loaded.")
-        session = create_session(data, self.graph_path, runtime, threads)
+        session = create_session(verified_source(self.manifest, self.graph_path), self.graph_path, runtime, threads)
         if warm_up:
             session.run(None, {self.manifest.input.name: self._zeros(), **self.constants})
         self.concurrent_session = session
@@ -431,21 +428,12 @@ def load_model(manifest: Manifest, runtime: RuntimeSettings) -> LoadedModel:
         ModelIntegrityError: The file's sha256 differs from the manifest's.
         ModelLoadError: The file is missing or the graph does not match the manifest.
     """
-    try:
-        data = manifest.model_path.read_bytes()
-    except OSError as err:
-        raise ModelLoadError(f"Model {manifest.name!r}: cannot read {manifest.model_path.name}") from err
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != manifest.sha256:
-        raise ModelIntegrityError(
-            f"Model {manifest.name!r}: {manifest.model_path.name} has sha256 {actual}, "
-            f"the manifest says {manifest.sha256}; refusing to load it."
-        )
     graph = optimized_graph(manifest, runtime)
-    session = create_session(data, graph, runtime)
+    source = verified_source(manifest, graph)
+    session = create_session(source, graph, runtime)
     if graph is not None and not _cached_graph_fits(manifest, graph, session, runtime):
         graph = None
-        session = create_session(data, None, runtime)
+        session = create_session(source, None, runtime)
     fixed_hw, constants = check_signature(manifest, session)
 
     signature = {
@@ -463,6 +451,60 @@ def load_model(manifest: Manifest, runtime: RuntimeSettings) -> LoadedModel:
         runtime=runtime,
         graph_path=graph,
     )
+
+
+def _integrity_error(manifest: Manifest, actual: str) -> ModelIntegrityError:
+    return ModelIntegrityError(
+        f"Model {manifest.name!r}: {manifest.model_path.name} has sha256 {actual}, "
+        f"the manifest says {manifest.sha256}; refusing to load it."
+    )
+
+
+def read_verified(manifest: Manifest) -> bytes:
+    """The model file's bytes, after checking their sha256 against the manifest.
+
+    Raises:
+        ModelIntegrityError: The file's sha256 differs from the manifest's.
+        ModelLoadError: The file cannot be read.
+    """
+    try:
+        data = manifest.model_path.read_bytes()
+    except OSError as err:
+        raise ModelLoadError(f"Model {manifest.name!r}: cannot read {manifest.model_path.name}") from err
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != manifest.sha256:
+        raise _integrity_error(manifest, actual)
+    return data
+
+
+def verify_file(manifest: Manifest) -> None:
+    """Check the model file's sha256 against the manifest, streaming it (nothing kept in memory).
+
+    Raises:
+        ModelIntegrityError: The file's sha256 differs from the manifest's.
+        ModelLoadError: The file cannot be read.
+    """
+    try:
+        actual = sha256_file(manifest.model_path)
+    except OSError as err:
+        raise ModelLoadError(f"Model {manifest.name!r}: cannot read {manifest.model_path.name}") from err
+    if actual != manifest.sha256:
+        raise _integrity_error(manifest, actual)
+
+
+def verified_source(manifest: Manifest, graph: Path | None) -> Callable[[], bytes]:
+    """What :func:`create_session` builds from when it cannot use the cached graph: the verified bytes.
+
+    The file is checked here, before any session exists. When the cache holds this model's graph,
+    the session is loaded from that graph (made from bytes verified when it was cached), so the file
+    is only streamed through the hash and read again only if the cached graph turns out unusable.
+    Otherwise it is read once, and the bytes that were hashed are the bytes onnxruntime gets.
+    """
+    if graph is not None and graph.is_file():
+        verify_file(manifest)
+        return lambda: read_verified(manifest)
+    data = read_verified(manifest)
+    return lambda: data
 
 
 UNCACHEABLE = ".uncacheable"
@@ -497,12 +539,22 @@ def optimized_graph(manifest: Manifest, runtime: RuntimeSettings) -> Path | None
     return None if graph.with_name(graph.name + UNCACHEABLE).exists() else graph
 
 
-def create_session(data: bytes, graph: Path | None, runtime: RuntimeSettings, threads: int | None = None) -> Any:
-    """A session of the verified model ``data``, using (or filling) the optimised-graph cache.
+def create_session(
+    source: Callable[[], bytes], graph: Path | None, runtime: RuntimeSettings, threads: int | None = None
+) -> Any:
+    """A session of the verified model, using (or filling) the optimised-graph cache.
 
-    With a cached graph, onnxruntime loads it without optimising again (about a quarter of
-    the session's creation time on a ResNet-18). The cache directory must be writable by the
-    service only: its graphs are trusted as the verified model they came from.
+    Args:
+        source: Returns the verified model's bytes (see :func:`verified_source`); called only
+            when the cached graph is missing or unusable.
+        graph: Where the optimised graph is cached, or None without a cache.
+        runtime: The runtime settings.
+        threads: Intra-op threads, if not the settings' own.
+
+    With a cached graph, onnxruntime loads it from its path without optimising again (about a
+    quarter of the session's creation time on a ResNet-18, and no copy of the file through
+    Python). The cache directory must be writable by the service only: its graphs are trusted
+    as the verified model they came from.
     """
     import onnxruntime as ort
 
@@ -511,10 +563,11 @@ def create_session(data: bytes, graph: Path | None, runtime: RuntimeSettings, th
     if graph is not None and graph.is_file():
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
-            return ort.InferenceSession(graph.read_bytes(), sess_options=options, providers=providers)
+            return ort.InferenceSession(str(graph), sess_options=options, providers=providers)
         except Exception:  # unreadable or damaged cache entry: rebuild it from the verified model
             log.warning("cached optimised graph %s is unusable; rebuilding it", graph.name)
             options = session_options(runtime, threads)
+    data = source()
     if graph is None:
         return ort.InferenceSession(data, sess_options=options, providers=providers)
     partial = graph.with_name(f"{graph.name}.{os.getpid()}.{threading.get_ident()}.partial")
@@ -543,7 +596,7 @@ def _cached_graph_fits(manifest: Manifest, graph: Path, session: Any, runtime: R
     try:
         level = session.get_session_options().graph_optimization_level
         from_cache = level == ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        check_signature(manifest, session if from_cache else create_session(b"", graph, runtime))
+        check_signature(manifest, session if from_cache else create_session(lambda: b"", graph, runtime))
         return True
     except Exception:  # any failure means: do not use this graph
         log.warning("model %s: its optimised graph cannot be cached; served without the cache", manifest.name)

@@ -122,6 +122,27 @@ def test_tampered_model_file_refuses_to_load(tmp_path):
         make_engine(MEDAI_MODELS_DIR=str(models)).registry.get("identity-gray")
 
 
+@pytest.mark.requirement("REQ-SEC-010", "REQ-PERF-007")
+def test_tampered_model_file_refuses_to_load_even_with_its_graph_cached(tmp_path):
+    """A start that finds the optimised graph cached loads that graph, but still checks the file."""
+    models = copy_models(tmp_path, "syn-seg-dynamic-gray-nchw")
+    cache = tmp_path / "ort-cache"
+    env = {"MEDAI_MODELS_DIR": str(models), "MEDAI_ORT_OPTIMIZED_MODEL_DIR": str(cache)}
+    filled = make_engine(**env).registry.get("syn-seg-dynamic-gray-nchw")
+    [graph] = cache.glob("*.onnx")
+    assert filled.graph_path == graph
+    hit = make_engine(**env).registry.get("syn-seg-dynamic-gray-nchw")
+    assert hit.session.get_session_options().graph_optimization_level.name == "ORT_DISABLE_ALL"  # from the cache
+
+    with (models / "syn-seg-dynamic-gray-nchw" / "model.onnx").open("ab") as handle:
+        handle.write(b"\x00")
+    engine = make_engine(**env)
+    assert graph.is_file()  # the cached graph is still there, and is not served
+    assert engine.registry.status()["syn-seg-dynamic-gray-nchw"]["error"] == "model_integrity_failed"
+    with pytest.raises(ModelIntegrityError):
+        engine.registry.get("syn-seg-dynamic-gray-nchw")
+
+
 @pytest.mark.requirement("REQ-FUNC-014")
 @pytest.mark.parametrize(
     "change, message",
