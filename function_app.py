@@ -26,26 +26,35 @@ HTTP or only the batch path disables the other functions with the host's
 
 from __future__ import annotations
 
-import json
-import logging
-import threading
+from service import startup
 
-import azure.functions as func
-import azurefunctions.extensions.bindings.blob as blob_bindings
+# Before numpy, FastAPI and the storage SDK are imported: the collector pauses while they load
+# and OpenBLAS keeps one thread (service/startup.py). Hence the imports below follow code (E402).
+startup.begin()
 
-from inference.settings import Settings
-from service.batch import BatchProcessor, handle_poison_message
-from service.http_app import create_app
-from service.logs import configure_logging
-from service.storage import BlobStore, blob_service_client
+import json  # noqa: E402
+import logging  # noqa: E402
+import threading  # noqa: E402
 
-settings = Settings.from_env()
-configure_logging(settings, install_handler=False)
-asgi_app = create_app(settings)
-engine = asgi_app.state.service.engine
-log = logging.getLogger("medai.functions")
+import azure.functions as func  # noqa: E402
+import azurefunctions.extensions.bindings.blob as blob_bindings  # noqa: E402
 
-app = func.AsgiFunctionApp(app=asgi_app, http_auth_level=func.AuthLevel.ANONYMOUS, function_name="http_app")
+from inference.settings import Settings  # noqa: E402
+from service.batch import BatchProcessor, handle_poison_message  # noqa: E402
+from service.http_app import create_app  # noqa: E402
+from service.logs import configure_logging  # noqa: E402
+from service.storage import BlobStore, blob_service_client  # noqa: E402
+
+try:
+    settings = Settings.from_env()
+    configure_logging(settings, install_handler=False)
+    asgi_app = create_app(settings)
+    engine = asgi_app.state.service.engine
+    log = logging.getLogger("medai.functions")
+
+    app = func.AsgiFunctionApp(app=asgi_app, http_auth_level=func.AuthLevel.ANONYMOUS, function_name="http_app")
+finally:
+    startup.finish()
 
 _batch: BatchProcessor | None = None
 _batch_lock = threading.Lock()

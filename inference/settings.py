@@ -32,6 +32,24 @@ PILLOW_MAX_IMAGE_PIXELS = 89_478_485
 """Pillow's default decompression-bomb threshold; the pixel limit may not exceed it."""
 
 
+LIBRARY_DEFAULTS = {"OPENBLAS_NUM_THREADS": "1"}
+"""Variables of the numeric libraries that the entry points set where the environment does not.
+
+OpenBLAS reads ``OPENBLAS_NUM_THREADS`` when numpy is imported. onnxruntime does the models'
+arithmetic with its own threads; with more, OpenBLAS's extra threads spin beside them after any
+numpy BLAS call (and for about 0.1 s of CPU at import)."""
+
+
+def apply_library_defaults(environ: Any = None) -> None:
+    """Set :data:`LIBRARY_DEFAULTS` where ``environ`` (the process environment) does not set them.
+
+    Effective only before numpy is imported; ``service/startup.py`` calls it first thing.
+    """
+    target = os.environ if environ is None else environ
+    for key, value in LIBRARY_DEFAULTS.items():
+        target.setdefault(key, value)
+
+
 def _s(env: str, doc: str, default: Any = dataclasses.MISSING, **kw: Any) -> Any:
     """Declare a setting: its environment variable, documentation and default."""
     meta = {"env": env, "doc": doc}

@@ -11,22 +11,27 @@ from typing import Any
 
 from inference.settings import Settings
 
+from . import startup
 from .logs import configure_logging
 
 
 def app() -> Any:
     """Read settings, configure logging, and build the same app the Functions host serves."""
-    from security.auth import build_authenticator
+    startup.begin()  # before numpy and FastAPI are imported (service/startup.py)
+    try:
+        from security.auth import build_authenticator
 
-    from .wiring import build_engine
+        from .wiring import build_engine
 
-    settings = Settings.from_env()
-    configure_logging(settings)
-    authenticator = build_authenticator(settings)
-    engine = build_engine(settings, authenticator.secrets)
-    if settings.models.loading == "eager":
-        engine.registry.start(background=True)
+        settings = Settings.from_env()
+        configure_logging(settings)
+        authenticator = build_authenticator(settings)
+        engine = build_engine(settings, authenticator.secrets)
+        if settings.models.loading == "eager":
+            engine.registry.start(background=True)
 
-    from .http_app import create_app  # FastAPI: imported while the models load
+        from .http_app import create_app  # FastAPI: imported while the models load
 
-    return create_app(settings, engine=engine, authenticator=authenticator)
+        return create_app(settings, engine=engine, authenticator=authenticator)
+    finally:
+        startup.finish()
