@@ -36,8 +36,8 @@ LIBRARY_DEFAULTS = {"OPENBLAS_NUM_THREADS": "1"}
 """Variables of the numeric libraries that the entry points set where the environment does not.
 
 OpenBLAS reads ``OPENBLAS_NUM_THREADS`` when numpy is imported. onnxruntime does the models'
-arithmetic with its own threads; with more, OpenBLAS's extra threads spin beside them after any
-numpy BLAS call (and for about 0.1 s of CPU at import)."""
+arithmetic with its own threads; with more, OpenBLAS's extra threads spin for about 0.1 s of CPU
+when numpy is imported, and for about 50 ms after any BLAS call it splits across them."""
 
 
 def apply_library_defaults(environ: Any = None) -> None:

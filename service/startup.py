@@ -14,9 +14,9 @@ Each entry point calls :func:`begin` before it imports numpy, FastAPI or the sto
 * **OpenBLAS gets one thread** (``OPENBLAS_NUM_THREADS=1`` unless the environment sets it;
   :data:`inference.settings.LIBRARY_DEFAULTS`).
   onnxruntime does the model's arithmetic with its own threads; numpy's BLAS is used at most
-  for a small colour conversion. With more threads, OpenBLAS starts them when numpy is
-  imported and they spin for about 0.1 s of CPU there, and again after every BLAS call,
-  taking a core from onnxruntime and from the imports.
+  for a colour conversion that OpenBLAS does not split. With more threads, OpenBLAS starts them
+  when numpy is imported and they spin for about 0.1 s of CPU there, taking a core from the
+  imports and the model loader, and again for about 50 ms after any BLAS call it splits.
 
 Both apply only to a fresh process: when numpy is already imported (a test run, a notebook
 that imports ``function_app``), :func:`begin` changes nothing and :func:`finish` does nothing,
