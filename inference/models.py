@@ -429,11 +429,14 @@ def load_model(manifest: Manifest, runtime: RuntimeSettings) -> LoadedModel:
         ModelLoadError: The file is missing or the graph does not match the manifest.
     """
     graph = optimized_graph(manifest, runtime)
-    source = verified_source(manifest, graph)
-    session = create_session(source, graph, runtime)
-    if graph is not None and not _cached_graph_fits(manifest, graph, session, runtime):
-        graph = None
-        session = create_session(source, None, runtime)
+    session = _load_cached(manifest, graph, runtime) if graph is not None and graph.is_file() else None
+    if session is None:
+        source = verified_source(manifest, graph)
+        session = create_session(source, graph, runtime)
+    else:
+        source = lambda: read_verified(manifest)  # noqa: E731  # only if the cached graph does not fit
+    if graph is not None:
+        session, graph = _use_cache(manifest, graph, session, source, runtime)
     fixed_hw, constants = check_signature(manifest, session)
 
     signature = {
@@ -508,6 +511,67 @@ def verified_source(manifest: Manifest, graph: Path | None) -> Callable[[], byte
 
 
 UNCACHEABLE = ".uncacheable"
+DIGEST = ".sha256"
+"""Suffix of the file beside each cached graph that holds the graph's sha256, written with it."""
+
+
+def _digest_path(graph: Path) -> Path:
+    return graph.with_name(graph.name + DIGEST)
+
+
+def _graph_intact(graph: Path) -> bool:
+    """Whether the cached graph's bytes still have the sha256 recorded when it was written."""
+    try:
+        recorded = _digest_path(graph).read_text(encoding="ascii").strip()
+        return recorded == sha256_file(graph)
+    except (OSError, ValueError):
+        return False
+
+
+def _discard(graph: Path) -> None:
+    graph.unlink(missing_ok=True)
+    _digest_path(graph).unlink(missing_ok=True)
+
+
+def _load_cached(manifest: Manifest, graph: Path, runtime: RuntimeSettings) -> Any | None:
+    """The session of the cached graph at start-up, or None (the entry discarded) when it is damaged.
+
+    onnxruntime loads the graph while another thread checks the model file against the manifest
+    and the graph against its record (hashing releases the interpreter lock), so a start pays for
+    the longer of the two rather than their sum. The session is returned, and so can serve, only
+    once both checks have passed.
+
+    Raises:
+        ModelIntegrityError: The model file's sha256 differs from the manifest's.
+        ModelLoadError: The model file cannot be read.
+    """
+    import onnxruntime as ort
+
+    outcome: dict[str, Any] = {}
+
+    def check() -> None:
+        try:
+            verify_file(manifest)
+            outcome["intact"] = _graph_intact(graph)
+        except Exception as err:  # handed to the loading thread, which raises it
+            outcome["error"] = err
+
+    checker = threading.Thread(target=check, name=f"verify-{manifest.name}", daemon=True)
+    checker.start()
+    options = session_options(runtime)
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    try:
+        session = ort.InferenceSession(str(graph), sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception:  # unreadable: rebuilt below
+        session = None
+    checker.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    if session is None or not outcome.get("intact"):
+        log.warning("cached optimised graph %s is damaged; rebuilding it", graph.name)
+        _discard(graph)
+        return None
+    return session
 
 
 def _machine_tag() -> str:
@@ -553,20 +617,23 @@ def create_session(
 
     With a cached graph, onnxruntime loads it from its path without optimising again (about a
     quarter of the session's creation time on a ResNet-18, and no copy of the file through
-    Python). The cache directory must be writable by the service only: its graphs are trusted
-    as the verified model they came from.
+    Python), once its bytes are found to have the sha256 recorded beside it when it was written
+    (``<graph>.sha256``); a graph damaged on disk is rebuilt from the verified model instead.
+    The record guards against damage, not against someone who can write the cache directory:
+    that directory must be writable by the service only.
     """
     import onnxruntime as ort
 
     options = session_options(runtime, threads)
     providers = ["CPUExecutionProvider"]
     if graph is not None and graph.is_file():
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        try:
-            return ort.InferenceSession(str(graph), sess_options=options, providers=providers)
-        except Exception:  # unreadable or damaged cache entry: rebuild it from the verified model
-            log.warning("cached optimised graph %s is unusable; rebuilding it", graph.name)
-            options = session_options(runtime, threads)
+        if _graph_intact(graph):
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+            try:
+                return ort.InferenceSession(str(graph), sess_options=options, providers=providers)
+            except Exception:  # unreadable cache entry: rebuild it from the verified model
+                options = session_options(runtime, threads)
+        log.warning("cached optimised graph %s is damaged; rebuilding it", graph.name)
     data = source()
     if graph is None:
         return ort.InferenceSession(data, sess_options=options, providers=providers)
@@ -575,37 +642,56 @@ def create_session(
         graph.parent.mkdir(parents=True, exist_ok=True)
         options.optimized_model_filepath = str(partial)
         session = ort.InferenceSession(data, sess_options=options, providers=providers)
-        os.replace(partial, graph)  # atomic: a concurrent start never reads half a graph
+        digest = partial.with_name(partial.name + DIGEST)
+        digest.write_text(sha256_file(partial) + "\n", encoding="ascii")
+        # The record first, then the graph, each replaced atomically: a concurrent start never reads
+        # half a graph, and one that finds a graph and a record that do not match rebuilds it.
+        os.replace(digest, _digest_path(graph))
+        os.replace(partial, graph)
     except OSError as err:
         log.warning("the optimised graph cannot be cached (%s); loading without the cache", type(err).__name__)
         partial.unlink(missing_ok=True)
+        partial.with_name(partial.name + DIGEST).unlink(missing_ok=True)
         return ort.InferenceSession(data, sess_options=session_options(runtime, threads), providers=providers)
     return session
 
 
-def _cached_graph_fits(manifest: Manifest, graph: Path, session: Any, runtime: RuntimeSettings) -> bool:
-    """Whether the cached graph has the original's signature; if not, mark it never to be cached.
+def _use_cache(
+    manifest: Manifest, graph: Path, session: Any, source: Callable[[], bytes], runtime: RuntimeSettings
+) -> tuple[Any, Path | None]:
+    """The session to serve and its cached graph (None: served without the cache).
 
-    Some older graphs (IR < 4) come back from serialisation with extra graph inputs; such a
-    model is served from the original, without the cache.
+    A graph loaded from the cache must have the original's signature; one that does not is
+    discarded and rebuilt from the verified model. A graph this process has just written is
+    loaded back once and checked the same way: some older models (IR < 4) come back from
+    serialisation with extra graph inputs, and such a model is marked never to be cached and
+    served from the session built from the original.
     """
     import onnxruntime as ort
 
-    if not graph.is_file():
-        return False
+    if not graph.is_file():  # it could not be written: ``session`` was built without the cache
+        return session, None
+    if session.get_session_options().graph_optimization_level == ort.GraphOptimizationLevel.ORT_DISABLE_ALL:
+        try:
+            check_signature(manifest, session)
+            return session, graph
+        except Exception:  # any failure means: do not use this graph
+            log.warning("model %s: its cached optimised graph does not fit the model; rebuilding it", manifest.name)
+            _discard(graph)
+            session = create_session(source, graph, runtime)
+            if not graph.is_file():
+                return session, None
     try:
-        level = session.get_session_options().graph_optimization_level
-        from_cache = level == ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        check_signature(manifest, session if from_cache else create_session(lambda: b"", graph, runtime))
-        return True
+        check_signature(manifest, create_session(lambda: b"", graph, runtime))
+        return session, graph
     except Exception:  # any failure means: do not use this graph
         log.warning("model %s: its optimised graph cannot be cached; served without the cache", manifest.name)
-        graph.unlink(missing_ok=True)
+        _discard(graph)
         try:
             graph.with_name(graph.name + UNCACHEABLE).touch()  # not tried again on the next start
         except OSError:
             pass
-        return False
+        return session, None
 
 
 def _batchable(manifest: Manifest, session: Any) -> bool:

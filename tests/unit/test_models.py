@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+import struct
 import threading
 
 import numpy as np
@@ -141,6 +143,52 @@ def test_tampered_model_file_refuses_to_load_even_with_its_graph_cached(tmp_path
     assert engine.registry.status()["syn-seg-dynamic-gray-nchw"]["error"] == "model_integrity_failed"
     with pytest.raises(ModelIntegrityError):
         engine.registry.get("syn-seg-dynamic-gray-nchw")
+
+
+def _bundled_with_cache(tmp_path):
+    models = tmp_path / "models"
+    shutil.copytree(DEFAULT_MODELS / "ct-tissue-seg", models / "ct-tissue-seg")
+    cache = tmp_path / "ort-cache"
+    env = {"MEDAI_MODELS_DIR": str(models), "MEDAI_ORT_OPTIMIZED_MODEL_DIR": str(cache)}
+    make_engine(**env).registry.get("ct-tissue-seg")  # fills the cache
+    [graph] = cache.glob("*.onnx")
+    return env, cache, graph
+
+
+@pytest.mark.requirement("REQ-SEC-010", "REQ-PERF-007")
+def test_a_cached_graph_changed_on_disk_is_rebuilt_not_served(tmp_path):
+    """The bundled model's graph holds its bone threshold (300 HU) as one float32; a cached graph
+    with 3000 there still loads and would answer 'no bone'. Its recorded sha256 catches it."""
+    body = read_input("real_CT_small.dcm")
+    reference = make_engine(MEDAI_MODELS_DIR=str(DEFAULT_MODELS)).predict("ct-tissue-seg", body)["predictions"]
+    env, cache, graph = _bundled_with_cache(tmp_path)
+    recorded = (cache / (graph.name + ".sha256")).read_text().strip()
+    assert recorded == hashlib.sha256(graph.read_bytes()).hexdigest()
+
+    data = graph.read_bytes()
+    assert data.count(struct.pack("<f", 300.0)) == 1
+    graph.write_bytes(data.replace(struct.pack("<f", 300.0), struct.pack("<f", 3000.0)))
+    engine = make_engine(**env)
+    assert engine.predict("ct-tissue-seg", body)["predictions"] == reference
+    assert hashlib.sha256(graph.read_bytes()).hexdigest() == recorded  # rewritten from the verified model
+    assert engine.registry.get("ct-tissue-seg").graph_path == graph
+
+
+@pytest.mark.requirement("REQ-PERF-007")
+def test_a_cached_graph_replaced_by_another_models_is_rebuilt_and_stays_cacheable(tmp_path):
+    body = read_input("real_CT_small.dcm")
+    reference = make_engine(MEDAI_MODELS_DIR=str(DEFAULT_MODELS)).predict("ct-tissue-seg", body)["predictions"]
+    env, cache, graph = _bundled_with_cache(tmp_path)
+    other = TEST_MODELS / "identity-gray" / "model.onnx"
+    graph.write_bytes(other.read_bytes())
+    (cache / (graph.name + ".sha256")).write_text(hashlib.sha256(other.read_bytes()).hexdigest())  # recorded too
+    engine = make_engine(**env)
+    assert engine.predict("ct-tissue-seg", body)["predictions"] == reference
+    assert engine.registry.get("ct-tissue-seg").graph_path == graph  # rebuilt, served from the cache again
+    assert graph.read_bytes() != other.read_bytes()
+    assert not list(cache.glob("*.uncacheable"))
+    again = make_engine(**env).registry.get("ct-tissue-seg")
+    assert again.session.get_session_options().graph_optimization_level.name == "ORT_DISABLE_ALL"
 
 
 @pytest.mark.requirement("REQ-FUNC-014")
