@@ -28,24 +28,24 @@ from __future__ import annotations
 
 from service import startup
 
-# Before numpy, FastAPI and the storage SDK are imported: the collector pauses while they load
-# and OpenBLAS keeps one thread (service/startup.py). Hence the imports below follow code (E402).
+# Before numpy, FastAPI and the storage SDK are imported: the collector pauses while they load and
+# OpenBLAS keeps one thread (service/startup.py). The imports are inside the try, so that a failing
+# one (a broken deployment, a notebook catching the error) does not leave the collector off.
 startup.begin()
-
-import json  # noqa: E402
-import logging  # noqa: E402
-import threading  # noqa: E402
-
-import azure.functions as func  # noqa: E402
-import azurefunctions.extensions.bindings.blob as blob_bindings  # noqa: E402
-
-from inference.settings import Settings  # noqa: E402
-from service.batch import BatchProcessor, handle_poison_message  # noqa: E402
-from service.http_app import create_app  # noqa: E402
-from service.logs import configure_logging  # noqa: E402
-from service.storage import BlobStore, blob_service_client  # noqa: E402
-
 try:
+    import json
+    import logging
+    import threading
+
+    import azure.functions as func
+    import azurefunctions.extensions.bindings.blob as blob_bindings
+
+    from inference.settings import Settings
+    from service.batch import BatchProcessor, handle_poison_message
+    from service.http_app import create_app
+    from service.logs import configure_logging
+    from service.storage import BlobStore, blob_service_client
+
     settings = Settings.from_env()
     configure_logging(settings, install_handler=False)
     asgi_app = create_app(settings)

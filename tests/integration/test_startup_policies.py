@@ -98,3 +98,26 @@ def seen_default_openblas_threads() -> int:
     )
     assert done.returncode == 0, done.stderr
     return int(done.stdout.strip())
+
+
+_FAILING_IMPORT = """
+import gc, sys
+sys.modules["azurefunctions.extensions.bindings.blob"] = None  # its import now raises ImportError
+try:
+    import function_app
+except ImportError:
+    pass
+else:
+    raise SystemExit("function_app imported")
+print(gc.isenabled())
+"""
+
+
+@pytest.mark.requirement("REQ-PERF-007")
+def test_a_failing_import_during_start_up_does_not_leave_the_collector_off():
+    env = {**os.environ, **LOCAL_ENV, "MEDAI_MODELS_DIR": str(DEFAULT_MODELS)}
+    done = subprocess.run(  # nosec B603  # our own probe, fixed arguments, no shell
+        [sys.executable, "-c", _FAILING_IMPORT], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"
