@@ -6,7 +6,9 @@
   that 200 (the service loads eagerly in the background and a request arriving meanwhile waits
   for the model);
 * bare minimum: spawn ``python bench/bare_start.py MODEL.onnx`` (interpreter, numpy,
-  onnxruntime, session creation, one run) and time until it prints ``ready``.
+  onnxruntime, session creation, one run) and time until it prints ``ready``. It gets the same
+  library defaults as the service's entry points (``inference.settings.LIBRARY_DEFAULTS``,
+  OpenBLAS with one thread), so the comparison is of the work, not of the environment.
 
 Each is repeated; the first repetition of each (cold page cache) is discarded and the median of
 the rest is reported.
@@ -47,9 +49,16 @@ def compile_service_bytecode() -> None:
 
 def time_bare(model_path: Path) -> float:
     """Seconds from spawning bare_start.py to its ``ready`` line."""
+    from inference.settings import LIBRARY_DEFAULTS
+
+    env = {**LIBRARY_DEFAULTS, **os.environ}  # what the service's entry points set, unless set
     started = time.perf_counter()
     process = subprocess.Popen(  # nosec B603  # our own script, fixed arguments, no shell
-        [sys.executable, str(BARE), str(model_path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        [sys.executable, str(BARE), str(model_path)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     line = process.stdout.readline() if process.stdout is not None else b""
     elapsed = time.perf_counter() - started

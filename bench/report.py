@@ -282,40 +282,43 @@ def render(report: dict[str, Any]) -> str:
             f"other processes and kernel ~{usage['foreign_cores']} (steal {usage['steal_cores']}): "
             "the noise in these figures"
         )
-    lines.append("")
-    lines.append("Raw in-process pipeline (decode + preprocess + session.run, sequential)")
-    lines.append(f"  {'model':<16} {'p50 ms':>8} {'p99 ms':>8} {'img/s':>7}   stages p50 ms (decode/preprocess/run)"
-                 "   engine.predict p50 ms")  # fmt: skip
-    for model, raw in report["raw"].items():
-        st = raw["stages_p50_ms"]
-        eng = report.get("engine", {}).get(model, {})
-        lines.append(
-            f"  {model:<16} {_fmt(raw['p50_ms'], 2):>8} {_fmt(raw['p99_ms'], 2):>8} {_fmt(raw['images_per_s']):>7}"
-            f"   {_fmt(st['decode'], 2)} / {_fmt(st['preprocess'], 2)} / {_fmt(st['run'], 2)}"
-            f"   {_fmt(eng.get('p50_ms'), 2)}"
-        )
+    if report.get("raw"):
+        lines.append("")
+        lines.append("Raw in-process pipeline (decode + preprocess + session.run, sequential)")
+        lines.append(f"  {'model':<16} {'p50 ms':>8} {'p99 ms':>8} {'img/s':>7}   stages p50 ms (decode/preprocess/run)"
+                     "   engine.predict p50 ms")  # fmt: skip
+        for model, raw in report["raw"].items():
+            st = raw["stages_p50_ms"]
+            eng = report.get("engine", {}).get(model, {})
+            lines.append(
+                f"  {model:<16} {_fmt(raw['p50_ms'], 2):>8} {_fmt(raw['p99_ms'], 2):>8} {_fmt(raw['images_per_s']):>7}"
+                f"   {_fmt(st['decode'], 2)} / {_fmt(st['preprocess'], 2)} / {_fmt(st['run'], 2)}"
+                f"   {_fmt(eng.get('p50_ms'), 2)}"
+            )
     if report.get("raw_interleaved"):
         lines.append("  interleaved with the c1 HTTP rounds (the reference of 'p50/raw'): " + ", ".join(
             f"{model} p50 {_fmt(v['p50_ms'], 2)} ms" for model, v in report["raw_interleaved"].items()))
-    lines.append("")
-    lines.append("HTTP (wrk, closed loop, 1 thread; throughput counts 2xx only; median of the rounds; "
-                 "'other' = cores used by other processes meanwhile)")  # fmt: skip
-    lines.append(f"  {'model':<16} {'server':<8} {'conc':>4} {'req/s':>8} {'p50 ms':>9} {'p99 ms':>9} "
-                 f"{'p99/p50':>7} {'non2xx':>6} {'x peer':>7} {'p50/raw':>7} {'other':>5}")  # fmt: skip
-    http = report["http"]
-    for model in report["raw"]:
-        for server in ("service", "peer"):
-            for point, values in http.get(server, {}).get(model, {}).items():
-                peer_rps = http.get("peer", {}).get(model, {}).get(point, {}).get("throughput_rps")
-                vs_peer = ratio(values["throughput_rps"], peer_rps, digits=None) if server == "service" else None
-                raw_ref = report.get("raw_interleaved", {}).get(model) or report["raw"][model]
-                vs_raw = ratio(values["p50_ms"], raw_ref["p50_ms"], digits=None)
-                lines.append(
-                    f"  {model:<16} {server:<8} {point[1:]:>4} {_fmt(values['throughput_rps']):>8} "
-                    f"{_fmt(values['p50_ms']):>9} {_fmt(values['p99_ms']):>9} "
-                    f"{_fmt(ratio(values['p99_ms'], values['p50_ms'], digits=None), 2):>7} {values['non_2xx']:>6} "
-                    f"{_fmt(vs_peer, 2):>7} {_fmt(vs_raw, 2):>7} {_fmt(values.get('foreign_cores'), 2):>5}"
-                )
+    http = report.get("http") or {}
+    if any(http.values()):
+        lines.append("")
+        lines.append("HTTP (wrk, closed loop, 1 thread; throughput counts 2xx only; median of the rounds; "
+                     "'other' = cores used by other processes meanwhile)")  # fmt: skip
+        lines.append(f"  {'model':<16} {'server':<8} {'conc':>4} {'req/s':>8} {'p50 ms':>9} {'p99 ms':>9} "
+                     f"{'p99/p50':>7} {'non2xx':>6} {'x peer':>7} {'p50/raw':>7} {'other':>5}")  # fmt: skip
+        models = list(report.get("raw") or {}) or list(dict.fromkeys(m for server in http.values() for m in server))
+        for model in models:
+            for server in ("service", "peer"):
+                for point, values in http.get(server, {}).get(model, {}).items():
+                    peer_rps = http.get("peer", {}).get(model, {}).get(point, {}).get("throughput_rps")
+                    vs_peer = ratio(values["throughput_rps"], peer_rps, digits=None) if server == "service" else None
+                    raw_ref = report.get("raw_interleaved", {}).get(model) or (report.get("raw") or {}).get(model)
+                    vs_raw = ratio(values["p50_ms"], raw_ref["p50_ms"], digits=None) if raw_ref else None
+                    lines.append(
+                        f"  {model:<16} {server:<8} {point[1:]:>4} {_fmt(values['throughput_rps']):>8} "
+                        f"{_fmt(values['p50_ms']):>9} {_fmt(values['p99_ms']):>9} "
+                        f"{_fmt(ratio(values['p99_ms'], values['p50_ms'], digits=None), 2):>7} {values['non_2xx']:>6} "
+                        f"{_fmt(vs_peer, 2):>7} {_fmt(vs_raw, 2):>7} {_fmt(values.get('foreign_cores'), 2):>5}"
+                    )
     if report.get("sporadic"):
         lines.append("")
         lines.append("Sporadic requests (one at a time, each on a new connection, a pause after every response; "

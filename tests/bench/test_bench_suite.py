@@ -266,3 +266,40 @@ def test_sporadic_figures_are_rendered_against_the_same_servers_c1() -> None:
     assert len(lines) == 2
     assert "service" in lines[0] and "x c1 1.03" in lines[0]  # rounded once, not 1.025 then 1.02
     assert "peer" in lines[1] and "x c1 1.10" in lines[1]  # 44.0 / 40.0
+
+
+@pytest.mark.requirement("REQ-PERF-006")
+@pytest.mark.parametrize("setting,expected", [(None, "1"), ("3", "3")])
+def test_the_bare_minimum_gets_the_library_defaults_the_service_sets(tmp_path, monkeypatch, setting, expected):
+    """The bare start and the service run with the same OpenBLAS thread count (or the operator's)."""
+    import bench.coldstart as coldstart
+
+    probe = tmp_path / "bare_probe.py"  # stands in for bare_start.py: records what it was given
+    probe.write_text(
+        "import os, sys\n"
+        "open(sys.argv[1], 'w').write(str(os.environ.get('OPENBLAS_NUM_THREADS')))\n"
+        "print('ready', flush=True)\n"
+    )
+    monkeypatch.setattr(coldstart, "BARE", probe)
+    if setting is None:
+        monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OPENBLAS_NUM_THREADS", setting)
+    seen = tmp_path / "seen.txt"
+    assert coldstart.time_bare(seen) > 0
+    assert seen.read_text() == expected
+
+
+def test_skipped_sections_print_no_headings() -> None:
+    """``--skip raw --skip http`` (what checking the cold starts alone runs): those headings go too."""
+    report = _synthetic_report()
+    whole = render(report)
+    assert "Raw in-process pipeline" in whole and "HTTP (wrk" in whole
+    report["raw"], report["http"] = {}, {"service": {}, "peer": {}}
+    report["targets"] = compute_targets(report, "bench-resnet18")
+    text = render(report)
+    assert "Raw in-process pipeline" not in text and "HTTP (wrk" not in text
+    assert "Cold start (median" in text and "ratio 1.67" in text
+    only_http = _synthetic_report()
+    only_http["raw"] = {}
+    assert "HTTP (wrk" in render(only_http) and "bench-resnet18   service     1" in render(only_http)
