@@ -162,7 +162,11 @@ class LoadedModel:
         threads = concurrent_threads(runtime)
         if threads is None or self.concurrent_session is not None:
             return
-        session = create_session(verified_source(self.manifest, self.graph_path), self.graph_path, runtime, threads)
+        # From the verified model itself, not the cache: the bytes hashed are the bytes loaded, whatever
+        # happened in the cache directory since start-up (this runs later, off the start-up path).
+        data = read_verified(self.manifest)
+        session = create_session(lambda: data, None, runtime, threads)
+        check_signature(self.manifest, session)
         if warm_up:
             session.run(None, {self.manifest.input.name: self._zeros(), **self.constants})
         self.concurrent_session = session
@@ -431,6 +435,8 @@ def load_model(manifest: Manifest, runtime: RuntimeSettings) -> LoadedModel:
     graph = optimized_graph(manifest, runtime)
     session = _load_cached(manifest, graph, runtime) if graph is not None and graph.is_file() else None
     if session is None:
+        if graph is not None and graph.exists():  # a damaged entry that could not be removed
+            graph = None
         source = verified_source(manifest, graph)
         session = create_session(source, graph, runtime)
     else:
@@ -528,9 +534,14 @@ def _graph_intact(graph: Path) -> bool:
         return False
 
 
-def _discard(graph: Path) -> None:
-    graph.unlink(missing_ok=True)
-    _digest_path(graph).unlink(missing_ok=True)
+def _discard(graph: Path) -> bool:
+    """Remove a cache entry (graph and record); False when it cannot be removed (a read-only cache)."""
+    for path in (graph, _digest_path(graph)):
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            log.warning("cannot remove %s from the optimised-graph cache", path.name)
+    return not graph.exists()
 
 
 def _load_cached(manifest: Manifest, graph: Path, runtime: RuntimeSettings) -> Any | None:
@@ -569,7 +580,7 @@ def _load_cached(manifest: Manifest, graph: Path, runtime: RuntimeSettings) -> A
         raise outcome["error"]
     if session is None or not outcome.get("intact"):
         log.warning("cached optimised graph %s is damaged; rebuilding it", graph.name)
-        _discard(graph)
+        _discard(graph)  # when it cannot be removed, load_model serves without the cache
         return None
     return session
 
@@ -600,7 +611,12 @@ def optimized_graph(manifest: Manifest, runtime: RuntimeSettings) -> Path | None
     if runtime.optimized_model_dir is None:
         return None
     graph = runtime.optimized_model_dir / f"{manifest.name}-{manifest.sha256[:16]}-{_machine_tag()}.onnx"
-    return None if graph.with_name(graph.name + UNCACHEABLE).exists() else graph
+    marker = graph.with_name(graph.name + UNCACHEABLE)
+    if marker.exists():
+        log.info("model %s: served without the optimised-graph cache; %s says its graph does not serialise "
+                 "faithfully (delete it to try again)", manifest.name, marker.name)
+        return None
+    return graph
 
 
 def create_session(
@@ -677,7 +693,8 @@ def _use_cache(
             return session, graph
         except Exception:  # any failure means: do not use this graph
             log.warning("model %s: its cached optimised graph does not fit the model; rebuilding it", manifest.name)
-            _discard(graph)
+            if not _discard(graph):
+                return create_session(source, None, runtime), None
             session = create_session(source, graph, runtime)
             if not graph.is_file():
                 return session, None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pathlib
 import shutil
 import struct
 import threading
@@ -389,3 +390,64 @@ def test_model_description_lists_signature_and_preprocessing(engine):
     }
     assert described["preprocessing"]["model_fixed_size"] == [224, 224]
     assert described["sha256"] == json.loads((TEST_MODELS / "light-shufflenet" / "manifest.json").read_text())["sha256"]
+
+
+def _swap_cached_bone_threshold(graph):
+    """Edit the cached graph's bone threshold (300 -> 3000 HU) and record the edited bytes' sha256."""
+    data = graph.read_bytes().replace(struct.pack("<f", 300.0), struct.pack("<f", 3000.0))
+    graph.write_bytes(data)
+    graph.with_name(graph.name + ".sha256").write_text(hashlib.sha256(data).hexdigest())
+
+
+@pytest.mark.requirement("REQ-SEC-010", "REQ-PERF-007")
+def test_the_concurrent_session_is_built_from_the_verified_model_not_the_cache(tmp_path):
+    """A graph swapped in the cache after start-up, its record rewritten to match, never serves."""
+    body = read_input("real_CT_small.dcm")
+    reference = make_engine(MEDAI_MODELS_DIR=str(DEFAULT_MODELS)).predict("ct-tissue-seg", body)["predictions"]
+    env, cache, graph = _bundled_with_cache(tmp_path)
+    engine = make_engine(**env)
+    model = engine.registry.get("ct-tissue-seg")
+    assert model.concurrent_session is None
+    _swap_cached_bone_threshold(graph)
+    model.add_concurrent_session(engine.settings.runtime)
+    assert model.concurrent_session is not None
+    assert engine.predict("ct-tissue-seg", body, concurrent=True)["predictions"] == reference
+    assert engine.predict("ct-tissue-seg", body)["predictions"] == reference
+
+
+@pytest.mark.requirement("REQ-PERF-007")
+def test_a_damaged_entry_that_cannot_be_replaced_is_served_around(tmp_path):
+    """Its record path is a directory: neither removed nor rewritten. The model serves, uncached."""
+    body = read_input("real_CT_small.dcm")
+    reference = make_engine(MEDAI_MODELS_DIR=str(DEFAULT_MODELS)).predict("ct-tissue-seg", body)["predictions"]
+    env, cache, graph = _bundled_with_cache(tmp_path)
+    record = graph.with_name(graph.name + ".sha256")
+    record.unlink()
+    (record / "in-the-way").mkdir(parents=True)
+    engine = make_engine(**env)
+    assert engine.registry.ready
+    assert engine.predict("ct-tissue-seg", body)["predictions"] == reference
+    assert engine.registry.get("ct-tissue-seg").graph_path is None
+
+
+@pytest.mark.requirement("REQ-PERF-007")
+def test_a_damaged_graph_in_a_read_only_cache_is_not_served_and_the_model_still_loads(tmp_path, monkeypatch):
+    body = read_input("real_CT_small.dcm")
+    reference = make_engine(MEDAI_MODELS_DIR=str(DEFAULT_MODELS)).predict("ct-tissue-seg", body)["predictions"]
+    env, cache, graph = _bundled_with_cache(tmp_path)
+    _swap_cached_bone_threshold(graph)
+    graph.with_name(graph.name + ".sha256").write_text("0" * 64)  # damaged: its record does not match
+    # A cache the service cannot write to: the tests run as root, which ignores permission bits, so
+    # removing an entry is refused here the way the kernel refuses it to the service's own user.
+    real_unlink = pathlib.Path.unlink
+
+    def unlink(self, *args, **kwargs):
+        if self.parent == cache:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_unlink(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "unlink", unlink)
+    engine = make_engine(**env)
+    assert engine.registry.ready
+    assert engine.predict("ct-tissue-seg", body)["predictions"] == reference
+    assert engine.registry.get("ct-tissue-seg").graph_path is None
