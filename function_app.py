@@ -30,27 +30,30 @@ from service import startup
 
 # Before numpy, FastAPI and the storage SDK are imported: the collector pauses while they load and
 # OpenBLAS keeps one thread (service/startup.py). The imports are inside the try, so that a failing
-# one (a broken deployment, a notebook catching the error) does not leave the collector off.
+# one (a broken deployment, a notebook catching the error) does not leave the collector off. The
+# models start loading (build_app) before FastAPI, the Functions library and the storage SDK are
+# imported, as under the local server, so loading and importing overlap.
 startup.begin()
 try:
     import json
     import logging
     import threading
 
-    import azure.functions as func
-    import azurefunctions.extensions.bindings.blob as blob_bindings
-
     from inference.settings import Settings
-    from service.batch import BatchProcessor, handle_poison_message
-    from service.http_app import create_app
     from service.logs import configure_logging
-    from service.storage import BlobStore, blob_service_client
+    from service.wiring import build_app
 
     settings = Settings.from_env()
     configure_logging(settings, install_handler=False)
-    asgi_app = create_app(settings)
+    asgi_app = build_app(settings)
     engine = asgi_app.state.service.engine
     log = logging.getLogger("medai.functions")
+
+    import azure.functions as func
+    import azurefunctions.extensions.bindings.blob as blob_bindings
+
+    from service.batch import BatchProcessor, handle_poison_message
+    from service.storage import BlobStore, blob_service_client
 
     app = func.AsgiFunctionApp(app=asgi_app, http_auth_level=func.AuthLevel.ANONYMOUS, function_name="http_app")
 finally:

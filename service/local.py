@@ -1,8 +1,8 @@
 """The application factory uvicorn calls in each local worker process.
 
-Cold start: the models start loading (onnxruntime import, sha256 check, session creation,
-warm-up) on a background thread *before* FastAPI is imported, so the two overlap; a first
-request waits for its model only as long as loading still takes after the imports.
+It builds the same application as ``function_app.py``, the same way (:func:`service.wiring.build_app`:
+the models start loading before FastAPI is imported), inside the start-up policies of
+``service/startup.py``.
 """
 
 from __future__ import annotations
@@ -19,19 +19,10 @@ def app() -> Any:
     """Read settings, configure logging, and build the same app the Functions host serves."""
     startup.begin()  # before numpy and FastAPI are imported (service/startup.py)
     try:
-        from security.auth import build_authenticator
-
-        from .wiring import build_engine
+        from .wiring import build_app
 
         settings = Settings.from_env()
         configure_logging(settings)
-        authenticator = build_authenticator(settings)
-        engine = build_engine(settings, authenticator.secrets)
-        if settings.models.loading == "eager":
-            engine.registry.start(background=True)
-
-        from .http_app import create_app  # FastAPI: imported while the models load
-
-        return create_app(settings, engine=engine, authenticator=authenticator)
+        return build_app(settings)
     finally:
         startup.finish()

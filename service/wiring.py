@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from inference.engine import InferenceEngine
 from inference.settings import Settings
 from security.phi import make_instance_ref
@@ -23,3 +25,24 @@ def build_engine(settings: Settings, secrets: SecretSource | None = None) -> Inf
         secrets, settings.secrets.phi_hash_key_secret, allow_ephemeral=settings.environment == "local"
     )
     return InferenceEngine(settings, instance_ref=instance_ref)
+
+
+def build_app(settings: Settings) -> Any:
+    """The HTTP application (:func:`service.http_app.create_app`) with its models already loading.
+
+    The engine is built first and, with eager loading, starts loading the models (onnxruntime
+    import, sha256 checks, sessions, warm-up) on a background thread; only then is FastAPI
+    imported, so the two overlap and a first request waits for its model only as long as loading
+    still takes after the imports. Both entry points build their application here:
+    ``function_app.py`` and the local server (:func:`service.local.app`).
+    """
+    from security.auth import build_authenticator
+
+    authenticator = build_authenticator(settings)
+    engine = build_engine(settings, authenticator.secrets)
+    if settings.models.loading == "eager":
+        engine.registry.start(background=True)
+
+    from .http_app import create_app  # FastAPI: imported while the models load
+
+    return create_app(settings, engine=engine, authenticator=authenticator)

@@ -166,12 +166,17 @@ original = models.ModelRegistry.start
 
 def start(self, *args, **kwargs):
     seen.setdefault("fastapi_imported_when_loading_began", "fastapi" in sys.modules)
+    seen.setdefault("functions_imported_when_loading_began", "azure.functions" in sys.modules)
     return original(self, *args, **kwargs)
 
 models.ModelRegistry.start = start
-import service.local
-seen["fastapi_imported_by_service_local"] = "fastapi" in sys.modules
-application = service.local.app()
+if sys.argv[1] == "function_app":
+    import function_app
+    application = function_app.asgi_app
+else:
+    import service.local
+    seen["fastapi_imported_by_service_local"] = "fastapi" in sys.modules
+    application = service.local.app()
 engine = application.state.service.engine
 engine.registry.wait_loaded(60)
 seen["ready"] = engine.registry.ready
@@ -185,7 +190,8 @@ print(seen)
 
 
 @pytest.mark.requirement("REQ-PERF-007")
-def test_local_server_loads_models_before_importing_fastapi_and_warms_dicom_after_start_up():
+@pytest.mark.parametrize("entry", ["service.local", "function_app"])
+def test_both_entry_points_load_models_before_importing_fastapi_and_warm_dicom_after_start_up(entry):
     import ast
     import os
     import subprocess
@@ -196,17 +202,20 @@ def test_local_server_loads_models_before_importing_fastapi_and_warms_dicom_afte
     env = {**os.environ, "MEDAI_ENVIRONMENT": "local", "MEDAI_AUTH_MODE": "none",
            "MEDAI_MODELS_DIR": str(TEST_MODELS), "MEDAI_MODELS": "identity-gray"}  # fmt: skip
     done = subprocess.run(  # noqa: S603 - our own code
-        [sys.executable, "-c", _STARTUP_PROBE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", _STARTUP_PROBE, entry], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
     seen = ast.literal_eval(done.stdout.strip().splitlines()[-1])
-    assert seen == {
-        "fastapi_imported_by_service_local": False,
+    expected = {
         "fastapi_imported_when_loading_began": False,
+        "functions_imported_when_loading_began": False,
         "ready": True,
         "pydicom_right_after_loading": False,
         "pydicom_later": True,
     }
+    if entry == "service.local":
+        expected["fastapi_imported_by_service_local"] = False
+    assert seen == expected
 
 
 @pytest.mark.parametrize(
