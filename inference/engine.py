@@ -109,6 +109,14 @@ class InferenceEngine:
         if self.registry.on_loaded is None:
             self.registry.on_loaded = self._after_load
 
+    def use_instance_ref(self, instance_ref: Callable[[str], str] | None) -> None:
+        """Set the function that turns a SOP Instance UID into a reference (see the constructor).
+
+        For an edge that starts loading the models before it has fetched the key the function
+        needs (``service.wiring.build_app``); it sets it before the first request can arrive.
+        """
+        self._instance_ref = instance_ref
+
     # Seconds after the models are loaded before DICOM decoding is warmed: importing pydicom holds
     # the interpreter for a few hundred ms, which must not compete with start-up and a first request.
     DICOM_WARMUP_DELAY_S = 1.0

@@ -435,7 +435,9 @@ def load_model(manifest: Manifest, runtime: RuntimeSettings) -> LoadedModel:
     graph = optimized_graph(manifest, runtime)
     session = _load_cached(manifest, graph, runtime) if graph is not None and graph.is_file() else None
     if session is None:
-        if graph is not None and graph.exists():  # a damaged entry that could not be removed
+        if graph is not None and graph.exists():  # a damaged entry that could not be removed, or not a file
+            log.warning("model %s: %s in the optimised-graph cache cannot be used or replaced; served "
+                        "without the cache", manifest.name, graph.name)
             graph = None
         source = verified_source(manifest, graph)
         session = create_session(source, graph, runtime)
@@ -656,6 +658,8 @@ def create_session(
     partial = graph.with_name(f"{graph.name}.{os.getpid()}.{threading.get_ident()}.partial")
     try:
         graph.parent.mkdir(parents=True, exist_ok=True)
+        with partial.open("wb"):  # writable? onnxruntime's own failure to write raises its own types
+            pass
         options.optimized_model_filepath = str(partial)
         session = ort.InferenceSession(data, sess_options=options, providers=providers)
         digest = partial.with_name(partial.name + DIGEST)
@@ -664,7 +668,7 @@ def create_session(
         # half a graph, and one that finds a graph and a record that do not match rebuilds it.
         os.replace(digest, _digest_path(graph))
         os.replace(partial, graph)
-    except OSError as err:
+    except Exception as err:  # a read-only or full cache (onnxruntime raises its own types for its write)
         log.warning("the optimised graph cannot be cached (%s); loading without the cache", type(err).__name__)
         partial.unlink(missing_ok=True)
         partial.with_name(partial.name + DIGEST).unlink(missing_ok=True)
@@ -707,7 +711,7 @@ def _use_cache(
         try:
             graph.with_name(graph.name + UNCACHEABLE).touch()  # not tried again on the next start
         except OSError:
-            pass
+            log.warning("model %s: the cache cannot be marked; the next start checks the graph again", manifest.name)
         return session, None
 
 

@@ -10,6 +10,17 @@ from security.phi import make_instance_ref
 from security.secrets import SecretSource, build_secret_source
 
 
+def keyed_instance_ref(settings: Settings, secrets: SecretSource) -> Any:
+    """The function that turns a SOP Instance UID into a keyed reference (key from Key Vault).
+
+    Raises:
+        ConfigurationError: The PHI hashing key is missing outside local development.
+    """
+    return make_instance_ref(
+        secrets, settings.secrets.phi_hash_key_secret, allow_ephemeral=settings.environment == "local"
+    )
+
+
 def build_engine(settings: Settings, secrets: SecretSource | None = None) -> InferenceEngine:
     """The inference engine with the keyed instance reference (key from Key Vault).
 
@@ -21,27 +32,28 @@ def build_engine(settings: Settings, secrets: SecretSource | None = None) -> Inf
         ConfigurationError: The PHI hashing key is missing outside local development.
     """
     secrets = secrets or build_secret_source(settings)
-    instance_ref = make_instance_ref(
-        secrets, settings.secrets.phi_hash_key_secret, allow_ephemeral=settings.environment == "local"
-    )
-    return InferenceEngine(settings, instance_ref=instance_ref)
+    return InferenceEngine(settings, instance_ref=keyed_instance_ref(settings, secrets))
 
 
 def build_app(settings: Settings) -> Any:
     """The HTTP application (:func:`service.http_app.create_app`) with its models already loading.
 
     The engine is built first and, with eager loading, starts loading the models (onnxruntime
-    import, sha256 checks, sessions, warm-up) on a background thread; only then is FastAPI
-    imported, so the two overlap and a first request waits for its model only as long as loading
-    still takes after the imports. Both entry points build their application here:
-    ``function_app.py`` and the local server (:func:`service.local.app`).
+    import, sha256 checks, sessions, warm-up) on a background thread. Loading needs no secret, so
+    only then are the credential checker and the PHI hashing key built (in Azure: the Key Vault
+    client's imports and a round trip), and FastAPI imported: all of it overlaps with loading, and
+    a first request waits for its model only as long as loading still takes after the imports. The
+    application, and so any request, exists only once the key is in place. Both entry points build
+    their application here: ``function_app.py`` and the local server (:func:`service.local.app`).
     """
+    engine = InferenceEngine(settings)
+    if settings.models.loading == "eager":
+        engine.registry.start(background=True)
+
     from security.auth import build_authenticator
 
     authenticator = build_authenticator(settings)
-    engine = build_engine(settings, authenticator.secrets)
-    if settings.models.loading == "eager":
-        engine.registry.start(background=True)
+    engine.use_instance_ref(keyed_instance_ref(settings, authenticator.secrets))
 
     from .http_app import create_app  # FastAPI: imported while the models load
 

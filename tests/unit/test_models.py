@@ -451,3 +451,14 @@ def test_a_damaged_graph_in_a_read_only_cache_is_not_served_and_the_model_still_
     assert engine.registry.ready
     assert engine.predict("ct-tissue-seg", body)["predictions"] == reference
     assert engine.registry.get("ct-tissue-seg").graph_path is None
+
+
+@pytest.mark.requirement("REQ-PERF-007")
+def test_a_cache_directory_nothing_can_be_written_to_serves_without_the_cache(tmp_path):
+    """/proc/self exists and is read-only even for root: the usual empty read-only mount."""
+    body = read_input("real_CT_small.dcm")
+    reference = make_engine(MEDAI_MODELS_DIR=str(DEFAULT_MODELS)).predict("ct-tissue-seg", body)["predictions"]
+    engine = make_engine(MEDAI_MODELS_DIR=str(DEFAULT_MODELS), MEDAI_ORT_OPTIMIZED_MODEL_DIR="/proc/self")
+    assert engine.registry.ready
+    assert engine.predict("ct-tissue-seg", body)["predictions"] == reference
+    assert engine.registry.get("ct-tissue-seg").graph_path is None

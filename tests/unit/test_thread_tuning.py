@@ -170,6 +170,15 @@ def start(self, *args, **kwargs):
     return original(self, *args, **kwargs)
 
 models.ModelRegistry.start = start
+
+import security.phi as phi  # the PHI hashing key comes from Key Vault in Azure: a round trip
+real_instance_ref = phi.make_instance_ref
+
+def make_instance_ref(*args, **kwargs):
+    seen.setdefault("loading_began_before_the_phi_key_was_fetched", "fastapi_imported_when_loading_began" in seen)
+    return real_instance_ref(*args, **kwargs)
+
+phi.make_instance_ref = make_instance_ref
 if sys.argv[1] == "function_app":
     import function_app
     application = function_app.asgi_app
@@ -191,7 +200,7 @@ print(seen)
 
 @pytest.mark.requirement("REQ-PERF-007")
 @pytest.mark.parametrize("entry", ["service.local", "function_app"])
-def test_both_entry_points_load_models_before_importing_fastapi_and_warm_dicom_after_start_up(entry):
+def test_both_entry_points_load_models_before_fetching_secrets_or_importing_fastapi(entry):
     import ast
     import os
     import subprocess
@@ -209,6 +218,7 @@ def test_both_entry_points_load_models_before_importing_fastapi_and_warm_dicom_a
     expected = {
         "fastapi_imported_when_loading_began": False,
         "functions_imported_when_loading_began": False,
+        "loading_began_before_the_phi_key_was_fetched": True,
         "ready": True,
         "pydicom_right_after_loading": False,
         "pydicom_later": True,
