@@ -14,6 +14,7 @@ never held in memory) so that a changed file still refuses to serve.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import logging
 import os
@@ -669,9 +670,12 @@ def create_session(
         os.replace(digest, _digest_path(graph))
         os.replace(partial, graph)
     except Exception as err:  # a read-only or full cache (onnxruntime raises its own types for its write)
-        log.warning("the optimised graph cannot be cached (%s); loading without the cache", type(err).__name__)
-        partial.unlink(missing_ok=True)
-        partial.with_name(partial.name + DIGEST).unlink(missing_ok=True)
+        log.warning("the optimised graph cannot be cached (%s: %s); loading without the cache",
+                    type(err).__name__, str(err)[:200])
+        for leftover in (partial, partial.with_name(partial.name + DIGEST)):
+            # On a read-only file system unlink fails with EROFS even for a file that is not there.
+            with contextlib.suppress(OSError):
+                leftover.unlink(missing_ok=True)
         return ort.InferenceSession(data, sess_options=session_options(runtime, threads), providers=providers)
     return session
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import pathlib
@@ -462,3 +463,36 @@ def test_a_cache_directory_nothing_can_be_written_to_serves_without_the_cache(tm
     assert engine.registry.ready
     assert engine.predict("ct-tissue-seg", body)["predictions"] == reference
     assert engine.registry.get("ct-tissue-seg").graph_path is None
+
+
+@pytest.mark.requirement("REQ-PERF-007")
+def test_a_cache_on_a_read_only_file_system_serves_without_the_cache(tmp_path, monkeypatch):
+    """A read-only mount answers EROFS to every write and every unlink, even of a file that is not
+    there. Mounting one needs privileges a test run may not have, so the file system's answers are
+    given here, for paths in the cache directory only."""
+    body = read_input("real_CT_small.dcm")
+    reference = make_engine(MEDAI_MODELS_DIR=str(DEFAULT_MODELS)).predict("ct-tissue-seg", body)["predictions"]
+    cache = tmp_path / "ro-cache"
+    cache.mkdir()
+    real_open, real_unlink = pathlib.Path.open, pathlib.Path.unlink
+
+    def erofs(path):
+        return OSError(errno.EROFS, "Read-only file system", str(path))
+
+    def open_(self, mode="r", *args, **kwargs):
+        if self.parent == cache and any(flag in mode for flag in "wax+"):
+            raise erofs(self)
+        return real_open(self, mode, *args, **kwargs)
+
+    def unlink(self, *args, **kwargs):
+        if self.parent == cache:
+            raise erofs(self)
+        return real_unlink(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "open", open_)
+    monkeypatch.setattr(pathlib.Path, "unlink", unlink)
+    engine = make_engine(MEDAI_MODELS_DIR=str(DEFAULT_MODELS), MEDAI_ORT_OPTIMIZED_MODEL_DIR=str(cache))
+    assert engine.registry.ready
+    assert engine.predict("ct-tissue-seg", body)["predictions"] == reference
+    assert engine.registry.get("ct-tissue-seg").graph_path is None
+    assert list(cache.iterdir()) == []
