@@ -7,8 +7,10 @@ its manifest, and then reused by every request: ``InferenceSession.run`` is
 thread-safe. The bytes that were hashed are the bytes handed to onnxruntime, so
 the file cannot change between the check and the load. With the optimised-graph cache
 (``MEDAI_ORT_OPTIMIZED_MODEL_DIR``), a start that finds the model's graph there loads that
-graph, made from bytes verified when it was cached, and only checks the file (streamed,
-never held in memory) so that a changed file still refuses to serve.
+graph, made from bytes verified when it was cached, while another thread checks the file
+(streamed, never held in memory; a changed file still refuses to serve) and the graph against
+the sha256 recorded when it was written. The concurrent session, built later, never uses the
+cache. A cache that cannot be read, replaced or written is served around, never fatal.
 """
 
 from __future__ import annotations
@@ -440,7 +442,8 @@ def load_model(manifest: Manifest, runtime: RuntimeSettings) -> LoadedModel:
             log.warning("model %s: %s in the optimised-graph cache cannot be used or replaced; served "
                         "without the cache", manifest.name, graph.name)
             graph = None
-        source = verified_source(manifest, graph)
+        data = read_verified(manifest)  # read once: the bytes hashed are the bytes onnxruntime gets
+        source = lambda: data  # noqa: E731
         session = create_session(source, graph, runtime)
     else:
         source = lambda: read_verified(manifest)  # noqa: E731  # only if the cached graph does not fit
@@ -502,21 +505,6 @@ def verify_file(manifest: Manifest) -> None:
         raise ModelLoadError(f"Model {manifest.name!r}: cannot read {manifest.model_path.name}") from err
     if actual != manifest.sha256:
         raise _integrity_error(manifest, actual)
-
-
-def verified_source(manifest: Manifest, graph: Path | None) -> Callable[[], bytes]:
-    """What :func:`create_session` builds from when it cannot use the cached graph: the verified bytes.
-
-    The file is checked here, before any session exists. When the cache holds this model's graph,
-    the session is loaded from that graph (made from bytes verified when it was cached), so the file
-    is only streamed through the hash and read again only if the cached graph turns out unusable.
-    Otherwise it is read once, and the bytes that were hashed are the bytes onnxruntime gets.
-    """
-    if graph is not None and graph.is_file():
-        verify_file(manifest)
-        return lambda: read_verified(manifest)
-    data = read_verified(manifest)
-    return lambda: data
 
 
 UNCACHEABLE = ".uncacheable"
@@ -628,7 +616,7 @@ def create_session(
     """A session of the verified model, using (or filling) the optimised-graph cache.
 
     Args:
-        source: Returns the verified model's bytes (see :func:`verified_source`); called only
+        source: Returns the verified model's bytes (see :func:`read_verified`); called only
             when the cached graph is missing or unusable.
         graph: Where the optimised graph is cached, or None without a cache.
         runtime: The runtime settings.
