@@ -147,6 +147,11 @@ def test_tampered_model_file_refuses_to_load_even_with_its_graph_cached(tmp_path
         engine.registry.get("syn-seg-dynamic-gray-nchw")
 
 
+def _bundled_reference(body):
+    """The bundled model's answer from a start without any cache (the reference of the cache tests)."""
+    return make_engine(MEDAI_MODELS_DIR=str(DEFAULT_MODELS)).predict("ct-tissue-seg", body)["predictions"]
+
+
 def _bundled_with_cache(tmp_path):
     models = tmp_path / "models"
     shutil.copytree(DEFAULT_MODELS / "ct-tissue-seg", models / "ct-tissue-seg")
@@ -162,7 +167,7 @@ def test_a_cached_graph_changed_on_disk_is_rebuilt_not_served(tmp_path):
     """The bundled model's graph holds its bone threshold (300 HU) as one float32; a cached graph
     with 3000 there still loads and would answer 'no bone'. Its recorded sha256 catches it."""
     body = read_input("real_CT_small.dcm")
-    reference = make_engine(MEDAI_MODELS_DIR=str(DEFAULT_MODELS)).predict("ct-tissue-seg", body)["predictions"]
+    reference = _bundled_reference(body)
     env, cache, graph = _bundled_with_cache(tmp_path)
     recorded = (cache / (graph.name + ".sha256")).read_text().strip()
     assert recorded == hashlib.sha256(graph.read_bytes()).hexdigest()
@@ -179,7 +184,7 @@ def test_a_cached_graph_changed_on_disk_is_rebuilt_not_served(tmp_path):
 @pytest.mark.requirement("REQ-PERF-007")
 def test_a_cached_graph_replaced_by_another_models_is_rebuilt_and_stays_cacheable(tmp_path):
     body = read_input("real_CT_small.dcm")
-    reference = make_engine(MEDAI_MODELS_DIR=str(DEFAULT_MODELS)).predict("ct-tissue-seg", body)["predictions"]
+    reference = _bundled_reference(body)
     env, cache, graph = _bundled_with_cache(tmp_path)
     other = TEST_MODELS / "identity-gray" / "model.onnx"
     graph.write_bytes(other.read_bytes())
@@ -404,7 +409,7 @@ def _swap_cached_bone_threshold(graph):
 def test_the_concurrent_session_is_built_from_the_verified_model_not_the_cache(tmp_path):
     """A graph swapped in the cache after start-up, its record rewritten to match, never serves."""
     body = read_input("real_CT_small.dcm")
-    reference = make_engine(MEDAI_MODELS_DIR=str(DEFAULT_MODELS)).predict("ct-tissue-seg", body)["predictions"]
+    reference = _bundled_reference(body)
     env, cache, graph = _bundled_with_cache(tmp_path)
     engine = make_engine(**env)
     model = engine.registry.get("ct-tissue-seg")
@@ -420,7 +425,7 @@ def test_the_concurrent_session_is_built_from_the_verified_model_not_the_cache(t
 def test_a_damaged_entry_that_cannot_be_replaced_is_served_around(tmp_path):
     """Its record path is a directory: neither removed nor rewritten. The model serves, uncached."""
     body = read_input("real_CT_small.dcm")
-    reference = make_engine(MEDAI_MODELS_DIR=str(DEFAULT_MODELS)).predict("ct-tissue-seg", body)["predictions"]
+    reference = _bundled_reference(body)
     env, cache, graph = _bundled_with_cache(tmp_path)
     record = graph.with_name(graph.name + ".sha256")
     record.unlink()
@@ -434,7 +439,7 @@ def test_a_damaged_entry_that_cannot_be_replaced_is_served_around(tmp_path):
 @pytest.mark.requirement("REQ-PERF-007")
 def test_a_damaged_graph_in_a_read_only_cache_is_not_served_and_the_model_still_loads(tmp_path, monkeypatch):
     body = read_input("real_CT_small.dcm")
-    reference = make_engine(MEDAI_MODELS_DIR=str(DEFAULT_MODELS)).predict("ct-tissue-seg", body)["predictions"]
+    reference = _bundled_reference(body)
     env, cache, graph = _bundled_with_cache(tmp_path)
     _swap_cached_bone_threshold(graph)
     graph.with_name(graph.name + ".sha256").write_text("0" * 64)  # damaged: its record does not match
@@ -458,7 +463,7 @@ def test_a_damaged_graph_in_a_read_only_cache_is_not_served_and_the_model_still_
 def test_a_cache_directory_nothing_can_be_written_to_serves_without_the_cache(tmp_path):
     """/proc/self exists and is read-only even for root: the usual empty read-only mount."""
     body = read_input("real_CT_small.dcm")
-    reference = make_engine(MEDAI_MODELS_DIR=str(DEFAULT_MODELS)).predict("ct-tissue-seg", body)["predictions"]
+    reference = _bundled_reference(body)
     engine = make_engine(MEDAI_MODELS_DIR=str(DEFAULT_MODELS), MEDAI_ORT_OPTIMIZED_MODEL_DIR="/proc/self")
     assert engine.registry.ready
     assert engine.predict("ct-tissue-seg", body)["predictions"] == reference
@@ -471,7 +476,7 @@ def test_a_cache_on_a_read_only_file_system_serves_without_the_cache(tmp_path, m
     there. Mounting one needs privileges a test run may not have, so the file system's answers are
     given here, for paths in the cache directory only."""
     body = read_input("real_CT_small.dcm")
-    reference = make_engine(MEDAI_MODELS_DIR=str(DEFAULT_MODELS)).predict("ct-tissue-seg", body)["predictions"]
+    reference = _bundled_reference(body)
     cache = tmp_path / "ro-cache"
     cache.mkdir()
     real_open, real_unlink = pathlib.Path.open, pathlib.Path.unlink
