@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from inference.engine import InferenceEngine
@@ -10,7 +11,7 @@ from security.phi import make_instance_ref
 from security.secrets import SecretSource, build_secret_source
 
 
-def keyed_instance_ref(settings: Settings, secrets: SecretSource) -> Any:
+def keyed_instance_ref(settings: Settings, secrets: SecretSource) -> Callable[[str], str]:
     """The function that turns a SOP Instance UID into a keyed reference (key from Key Vault).
 
     Raises:
