@@ -167,8 +167,7 @@ class LoadedModel:
             return
         # From the verified model itself, not the cache: the bytes hashed are the bytes loaded, whatever
         # happened in the cache directory since start-up (this runs later, off the start-up path).
-        data = read_verified(self.manifest)
-        session = create_session(lambda: data, None, runtime, threads)
+        session = create_session(read_verified(self.manifest), None, runtime, threads)
         check_signature(self.manifest, session)
         if warm_up:
             session.run(None, {self.manifest.input.name: self._zeros(), **self.constants})
@@ -442,13 +441,10 @@ def load_model(manifest: Manifest, runtime: RuntimeSettings) -> LoadedModel:
             log.warning("model %s: %s in the optimised-graph cache cannot be used or replaced; served "
                         "without the cache", manifest.name, graph.name)
             graph = None
-        data = read_verified(manifest)  # read once: the bytes hashed are the bytes onnxruntime gets
-        source = lambda: data  # noqa: E731
-        session = create_session(source, graph, runtime)
-    else:
-        source = lambda: read_verified(manifest)  # noqa: E731  # only if the cached graph does not fit
-    if graph is not None:
-        session, graph = _use_cache(manifest, graph, session, source, runtime)
+        # Read once: the bytes hashed are the bytes onnxruntime gets (and optimises into the cache).
+        session = create_session(read_verified(manifest), graph, runtime)
+        if graph is not None:
+            graph = _kept_if_faithful(manifest, graph, runtime)
     fixed_hw, constants = check_signature(manifest, session)
 
     signature = {
@@ -547,8 +543,6 @@ def _load_cached(manifest: Manifest, graph: Path, runtime: RuntimeSettings) -> A
         ModelIntegrityError: The model file's sha256 differs from the manifest's.
         ModelLoadError: The model file cannot be read.
     """
-    import onnxruntime as ort
-
     outcome: dict[str, Any] = {}
 
     def check() -> None:
@@ -560,10 +554,8 @@ def _load_cached(manifest: Manifest, graph: Path, runtime: RuntimeSettings) -> A
 
     checker = threading.Thread(target=check, name=f"verify-{manifest.name}", daemon=True)
     checker.start()
-    options = session_options(runtime)
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     try:
-        session = ort.InferenceSession(str(graph), sess_options=options, providers=["CPUExecutionProvider"])
+        session = _open_graph(graph, runtime)
     except Exception:  # unreadable: rebuilt below
         session = None
     checker.join()
@@ -571,9 +563,30 @@ def _load_cached(manifest: Manifest, graph: Path, runtime: RuntimeSettings) -> A
         raise outcome["error"]
     if session is None or not outcome.get("intact"):
         log.warning("cached optimised graph %s is damaged; rebuilding it", graph.name)
-        _discard(graph)  # when it cannot be removed, load_model serves without the cache
-        return None
-    return session
+    elif not _fits(manifest, session):
+        log.warning("model %s: its cached optimised graph does not fit the model; rebuilding it", manifest.name)
+    else:
+        return session
+    _discard(graph)  # when it cannot be removed, load_model serves without the cache
+    return None
+
+
+def _fits(manifest: Manifest, session: Any) -> bool:
+    """Whether a session built from a cached graph has the manifest's (and so the original's) signature."""
+    try:
+        check_signature(manifest, session)
+        return True
+    except Exception:  # any failure means: do not use this graph
+        return False
+
+
+def _open_graph(graph: Path, runtime: RuntimeSettings) -> Any:
+    """A session of a cached graph, read by onnxruntime from its path and not optimised again."""
+    import onnxruntime as ort
+
+    options = session_options(runtime)
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(str(graph), sess_options=options, providers=["CPUExecutionProvider"])
 
 
 def _machine_tag() -> str:
@@ -610,38 +623,20 @@ def optimized_graph(manifest: Manifest, runtime: RuntimeSettings) -> Path | None
     return graph
 
 
-def create_session(
-    source: Callable[[], bytes], graph: Path | None, runtime: RuntimeSettings, threads: int | None = None
-) -> Any:
-    """A session of the verified model, using (or filling) the optimised-graph cache.
+def create_session(data: bytes, graph: Path | None, runtime: RuntimeSettings, threads: int | None = None) -> Any:
+    """A session of the verified model ``data`` (see :func:`read_verified`), optimised here.
 
-    Args:
-        source: Returns the verified model's bytes (see :func:`read_verified`); called only
-            when the cached graph is missing or unusable.
-        graph: Where the optimised graph is cached, or None without a cache.
-        runtime: The runtime settings.
-        threads: Intra-op threads, if not the settings' own.
-
-    With a cached graph, onnxruntime loads it from its path without optimising again (about a
-    quarter of the session's creation time on a ResNet-18, and no copy of the file through
-    Python), once its bytes are found to have the sha256 recorded beside it when it was written
-    (``<graph>.sha256``); a graph damaged on disk is rebuilt from the verified model instead.
-    The record guards against damage, not against someone who can write the cache directory:
-    that directory must be writable by the service only.
+    With ``graph``, onnxruntime also writes the optimised graph there (the cache is filled, with
+    its sha256 recorded beside it as ``<graph>.sha256``); a start that finds it loads it with
+    :func:`_load_cached` instead, which skips optimising (about a quarter of the session's creation
+    time on a ResNet-18). A cache that cannot be written is left alone. The record guards against
+    damage, not against someone who can write the cache directory: that directory must be writable
+    by the service only.
     """
     import onnxruntime as ort
 
     options = session_options(runtime, threads)
     providers = ["CPUExecutionProvider"]
-    if graph is not None and graph.is_file():
-        if _graph_intact(graph):
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-            try:
-                return ort.InferenceSession(str(graph), sess_options=options, providers=providers)
-            except Exception:  # unreadable cache entry: rebuild it from the verified model
-                options = session_options(runtime, threads)
-        log.warning("cached optimised graph %s is damaged; rebuilding it", graph.name)
-    data = source()
     if graph is None:
         return ort.InferenceSession(data, sess_options=options, providers=providers)
     partial = graph.with_name(f"{graph.name}.{os.getpid()}.{threading.get_ident()}.partial")
@@ -668,43 +663,28 @@ def create_session(
     return session
 
 
-def _use_cache(
-    manifest: Manifest, graph: Path, session: Any, source: Callable[[], bytes], runtime: RuntimeSettings
-) -> tuple[Any, Path | None]:
-    """The session to serve and its cached graph (None: served without the cache).
+def _kept_if_faithful(manifest: Manifest, graph: Path, runtime: RuntimeSettings) -> Path | None:
+    """The graph this process has just written, once loaded back with the original's signature.
 
-    A graph loaded from the cache must have the original's signature; one that does not is
-    discarded and rebuilt from the verified model. A graph this process has just written is
-    loaded back once and checked the same way: some older models (IR < 4) come back from
-    serialisation with extra graph inputs, and such a model is marked never to be cached and
-    served from the session built from the original.
+    Some older models (IR < 4) come back from serialisation with extra graph inputs: such a graph
+    is removed and marked never to be cached, and the model is served from the session built from
+    the original. None when the graph is not kept (or could not be written).
     """
-    import onnxruntime as ort
-
-    if not graph.is_file():  # it could not be written: ``session`` was built without the cache
-        return session, None
-    if session.get_session_options().graph_optimization_level == ort.GraphOptimizationLevel.ORT_DISABLE_ALL:
-        try:
-            check_signature(manifest, session)
-            return session, graph
-        except Exception:  # any failure means: do not use this graph
-            log.warning("model %s: its cached optimised graph does not fit the model; rebuilding it", manifest.name)
-            if not _discard(graph):
-                return create_session(source, None, runtime), None
-            session = create_session(source, graph, runtime)
-            if not graph.is_file():
-                return session, None
+    if not graph.is_file():
+        return None
     try:
-        check_signature(manifest, create_session(lambda: b"", graph, runtime))
-        return session, graph
-    except Exception:  # any failure means: do not use this graph
-        log.warning("model %s: its optimised graph cannot be cached; served without the cache", manifest.name)
-        _discard(graph)
-        try:
-            graph.with_name(graph.name + UNCACHEABLE).touch()  # not tried again on the next start
-        except OSError:
-            log.warning("model %s: the cache cannot be marked; the next start checks the graph again", manifest.name)
-        return session, None
+        faithful = _fits(manifest, _open_graph(graph, runtime))
+    except Exception:  # unreadable: not kept either
+        faithful = False
+    if faithful:
+        return graph
+    log.warning("model %s: its optimised graph cannot be cached; served without the cache", manifest.name)
+    _discard(graph)
+    try:
+        graph.with_name(graph.name + UNCACHEABLE).touch()  # not tried again on the next start
+    except OSError:
+        log.warning("model %s: the cache cannot be marked; the next start checks the graph again", manifest.name)
+    return None
 
 
 def _batchable(manifest: Manifest, session: Any) -> bool:
