@@ -40,14 +40,13 @@ arithmetic with its own threads; with more, OpenBLAS's extra threads spin for ab
 when numpy is imported, and for about 50 ms after any BLAS call it splits across them."""
 
 
-def apply_library_defaults(environ: Any = None) -> None:
-    """Set :data:`LIBRARY_DEFAULTS` where ``environ`` (the process environment) does not set them.
+def apply_library_defaults() -> None:
+    """Set :data:`LIBRARY_DEFAULTS` where the process environment does not set them.
 
     Effective only before numpy is imported; ``service/startup.py`` calls it first thing.
     """
-    target = os.environ if environ is None else environ
     for key, value in LIBRARY_DEFAULTS.items():
-        target.setdefault(key, value)
+        os.environ.setdefault(key, value)
 
 
 def _s(env: str, doc: str, default: Any = dataclasses.MISSING, **kw: Any) -> Any:
