@@ -333,16 +333,18 @@ def render(report: dict[str, Any]) -> str:
             )
     if report.get("batch"):
         lines.append("")
-        lines.append("Blob batch path (Azurite, service.backfill.run -> BatchProcessor, policy move)")
+        lines.append("Blob batch path (Azurite, service.backfill.run -> BatchProcessor; policy move, the default, "
+                     "unless a line names another)")  # fmt: skip
         for model, runs in report["batch"].items():
             raw_ref = runs.get("raw_reference") or report["raw"].get(model, {})
             raw_ips = raw_ref.get("images_per_s")
             lines.append(f"  {model:<16} raw pipeline in the same window: {_fmt(raw_ips)} img/s")
             for key, values in runs.items():
-                if not key.startswith("workers_"):
+                if not key.startswith(("workers_", "policy_")):
                     continue
+                policy = f"policy {values['policy']}, " if key.startswith("policy_") else ""
                 lines.append(
-                    f"  {model:<16} {values['workers']} worker(s): {_fmt(values['images_per_s'])} img/s "
+                    f"  {model:<16} {policy}{values['workers']} worker(s): {_fmt(values['images_per_s'])} img/s "
                     f"({values['inputs']} inputs, {_fmt(values['elapsed_s'], 2)} s)   x raw "
                     f"{_fmt(ratio(values['images_per_s'], raw_ips, digits=None), 2)}   Azurite used "
                     f"{_fmt(values.get('azurite_cores'), 2)} cores"

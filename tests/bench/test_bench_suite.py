@@ -303,3 +303,49 @@ def test_skipped_sections_print_no_headings() -> None:
     only_http = _synthetic_report()
     only_http["raw"] = {}
     assert "HTTP (wrk" in render(only_http) and "bench-resnet18   service     1" in render(only_http)
+
+
+def test_batch_policy_lines_are_rendered_and_the_target_stays_on_the_default_policy() -> None:
+    report = _synthetic_report()
+    runs = report["batch"]["bench-resnet18"]
+    runs["default_workers"] = 2
+    runs["policy_keep"] = {"workers": 2, "policy": "keep", "inputs": 10, "elapsed_s": 0.4, "images_per_s": 25.0}
+    targets = {t["id"]: t for t in compute_targets(report, "bench-resnet18")}
+    assert targets["batch_vs_raw"]["value"] == 0.8  # 20 img/s of the move run, not keep's 25, over raw 25
+    text = render(report)
+    assert "bench-resnet18   policy keep, 2 worker(s): 25.0 img/s (10 inputs, 0.40 s)   x raw 1.00" in text
+    assert "bench-resnet18   2 worker(s): 20.0 img/s" in text
+
+
+@pytest.mark.integration
+@pytest.mark.azurite
+@pytest.mark.parametrize("policy", ["move", "tag", "keep"])
+def test_the_batch_benchmark_runs_each_policy_it_names(azurite, policy) -> None:
+    """The benchmark's staged processor applies the policy its report line names (bundled model,
+    real Azurite): what is left in the input and archive containers is that policy's."""
+    from azure.storage.blob import BlobServiceClient
+
+    from bench.batch import _process, _stage
+    from service.storage import STATUS_TAG
+    from tests.conftest import DEFAULT_MODELS, make_engine, make_settings, read_input
+
+    env = {"AzureWebJobsStorage": azurite.connection_string, "MEDAI_MODELS_DIR": str(DEFAULT_MODELS),
+           "MEDAI_BLOB_ARCHIVE_CONTAINER": f"bench-archive-{policy}",
+           "MEDAI_BLOB_RESULTS_CONTAINER": f"bench-results-{policy}"}  # fmt: skip
+    settings, engine = make_settings(**env), make_engine(**env)
+    client = BlobServiceClient.from_connection_string(azurite.connection_string)
+    body = read_input("real_CT_small.dcm")
+    container = f"bench-input-{policy}"
+    processor = _stage(client, settings, engine, settings.models.default_model, body, container, "run/", 2, policy)
+    summary = _process(processor, "run/", workers=2)
+    assert summary["processed"] == 2 and not summary["failed"]
+    left = {b.name: b.tags or {} for b in client.get_container_client(container).list_blobs(include=["tags"])}
+    archived = [b.name for b in client.get_container_client(f"bench-archive-{policy}").list_blobs()]
+    records = [b.name for b in client.get_container_client(f"bench-results-{policy}").list_blobs()]
+    assert len(records) == 2
+    if policy == "move":
+        assert left == {} and sorted(archived) == ["processed/run/image-00000.bin", "processed/run/image-00001.bin"]
+    else:
+        assert sorted(left) == ["run/image-00000.bin", "run/image-00001.bin"] and archived == []
+        expected = {STATUS_TAG: "processed"} if policy == "tag" else {}
+        assert all(tags == expected for tags in left.values())
