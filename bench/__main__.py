@@ -286,7 +286,10 @@ def main(argv: list[str] | None = None) -> int:
     run_parser.add_argument("--quick", action="store_true", help="fewer requests and shorter runs (smoke test)")
     run_parser.add_argument("--out", default=str(ROOT / "reports" / "bench.json"), help="JSON report path")
     run_parser.add_argument("--models", default="", help=f"comma-separated subset of {','.join(ALL_MODELS)}")
-    run_parser.add_argument("--skip", action="append", default=[], choices=SECTIONS, help="skip a section")
+    run_parser.add_argument(
+        "--skip", action="append", default=[], choices=SECTIONS,
+        help="skip a section (raw is measured anyway when http or batch runs: their targets compare with it)",
+    )  # fmt: skip
     run_parser.add_argument("--duration", type=float, help="seconds per wrk round (overrides the profile)")
     run_parser.add_argument("--rounds", type=int, help="wrk rounds per point and server (overrides the profile)")
     run_parser.add_argument("--service-env", action="append", default=[], metavar="KEY=VALUE",

@@ -7,11 +7,13 @@ untimed pass over a few inputs warms it first. Then, for each worker count, ``co
 workload's input are uploaded under distinct names and processed by ``service.backfill.run`` (what
 ``python -m service.backfill`` runs: ``BatchProcessor.process`` for each input on a thread pool)
 with the default ``move`` policy: download, idempotency checks, infer, write the result record,
-archive, delete. Upload is not timed; model loading is not timed. The other two
-``MEDAI_BLOB_AFTER_SUCCESS`` policies then run once each at the default worker count: ``tag``
-(one request, setting the input's tags, instead of the archive copy and the delete) and ``keep``
-(neither), so the report shows what the archiving's storage requests cost. The target is judged on
-the default policy.
+archive, delete. Upload is not timed; model loading is not timed. Then the three
+``MEDAI_BLOB_AFTER_SUCCESS`` policies run side by side at the default worker count, ``move`` first:
+``tag`` (one request, setting the input's tags, instead of the archive copy and the delete) and
+``keep`` (neither), so the report shows what the archiving's storage requests cost. After each run
+(not timed) the inputs left and archived are counted, which shows the policy that ran. The target is
+judged on the first block, ``move`` with the default worker count, against the raw rounds around
+that block only; the policies have a raw reference of their own.
 """
 
 from __future__ import annotations
@@ -128,6 +130,20 @@ def _process(processor: Any, prefix: str, workers: int) -> dict[str, Any]:
     return run(processor, listed, workers=workers, progress=False)
 
 
+def _aftermath(client: Any, settings: Any, container: str, prefix: str) -> dict[str, int]:
+    """After a run (not timed): the inputs left under ``prefix`` (and how many carry the status tag),
+    and how many were archived, which says the policy that ran is the one the report names."""
+    from service.storage import PROCESSED_PREFIX, STATUS_TAG
+
+    left = list(client.get_container_client(container).list_blobs(name_starts_with=prefix, include=["tags"]))
+    archive = client.get_container_client(settings.blob.archive_container)
+    return {
+        "left_in_input": len(left),
+        "tagged": sum(1 for blob in left if (blob.tags or {}).get(STATUS_TAG)),
+        "archived": sum(1 for _ in archive.list_blobs(name_starts_with=PROCESSED_PREFIX + prefix)),
+    }
+
+
 def measure_batch(
     models_dir: Path,
     model: str,
@@ -142,12 +158,15 @@ def measure_batch(
     default (``service.backfill.DEFAULT_WORKERS``, the target's figure), one, and twice the default.
 
     Returns:
-        Per worker count (``workers_N``, policy ``move``) and then per policy of ``policies`` at the
-        default worker count (``policy_P``): inputs, elapsed seconds, images per second, the cores
-        Azurite itself used meanwhile (the emulator runs on the same two cores; Azure Storage would
-        not) and the backfill summary. With ``raw_duration_s``, a raw-pipeline round of that length
-        runs before each batch run and once after the last, and ``raw_reference`` holds their median
-        images per second: the reference of the batch target, taken in the same time window.
+        Per worker count (``workers_N``, policy ``move``) and then, unless ``policies`` is empty,
+        per policy at the default worker count (``policy_move`` and ``policy_P`` for each of
+        ``policies``): inputs, elapsed seconds, images per second, the cores Azurite itself used
+        meanwhile (the emulator runs on the same two cores; Azure Storage would not), the backfill
+        summary and the ``aftermath`` (inputs left, tagged, archived). With ``raw_duration_s``, a
+        raw-pipeline round of that length runs before each batch run and once after each block, and
+        ``raw_reference`` holds the median images per second of the worker-count block's rounds (the
+        reference of the batch target, taken in the same time window), ``raw_reference_policies`` that
+        of the policies' block.
     """
     from inference.engine import InferenceEngine
     from inference.settings import Settings
@@ -177,16 +196,20 @@ def measure_batch(
             engine.model(model).add_concurrent_session(settings.runtime)
             client = blob_service_client(settings.blob.storage, environment=settings.environment)
             raw_pipeline = RawPipeline(models_dir, model, body) if raw_duration_s else None
-            raw_rounds: list[dict[str, Any]] = []
             # Untimed warm-up pass: Azurite's JavaScript is compiled on its first requests and the
             # client's connection pool fills; otherwise whichever worker count runs first pays for both.
             warm = _stage(client, settings, engine, model, body, "bench-warmup", "warm/", WARMUP_INPUTS)
             _process(warm, "warm/", workers=2)
-            runs = [(f"workers_{workers}", workers, "move") for workers in workers_list]
-            runs += [(f"policy_{policy}", DEFAULT_WORKERS, policy) for policy in policies]
-            for key, workers, policy in runs:
+            # The worker counts with the default policy (the target's block, its raw reference from the
+            # rounds around them), then the policies side by side at the default worker count, the
+            # default again first among them, with a raw reference of their own.
+            runs = [("workers", f"workers_{workers}", workers, "move") for workers in workers_list]
+            if policies:
+                runs += [("policies", f"policy_{policy}", DEFAULT_WORKERS, policy) for policy in ("move", *policies)]
+            raw_rounds: dict[str, list[dict[str, Any]]] = {"workers": [], "policies": []}
+            for index, (block, key, workers, policy) in enumerate(runs):
                 if raw_pipeline is not None and raw_duration_s:
-                    raw_rounds.append(raw_pipeline.measure(duration_s=raw_duration_s))
+                    raw_rounds[block].append(raw_pipeline.measure(duration_s=raw_duration_s))
                 prefix = f"run-{key}/"
                 container = f"bench-input-{key}".replace("_", "-")
                 processor = _stage(client, settings, engine, model, body, container, prefix, count, policy)
@@ -197,16 +220,21 @@ def measure_batch(
                 azurite_cpu = azurite.cpu_seconds() - azurite_cpu
                 results[key] = {
                     "workers": workers,
-                    "policy": policy,
+                    "policy": processor.after_success,
                     "inputs": count,
                     "elapsed_s": round(elapsed, 3),
                     "images_per_s": round(count / elapsed, 3),
                     "azurite_cores": round(azurite_cpu / elapsed, 2),
                     "summary": summary,
+                    "aftermath": _aftermath(client, settings, container, prefix),  # what the policy left
                 }
-            if raw_pipeline is not None and raw_duration_s:
-                raw_rounds.append(raw_pipeline.measure(duration_s=raw_duration_s))
-                results["raw_reference"] = median_raw(raw_rounds)
+                last_of_block = index + 1 == len(runs) or runs[index + 1][0] != block
+                if raw_pipeline is not None and raw_duration_s and last_of_block:
+                    raw_rounds[block].append(raw_pipeline.measure(duration_s=raw_duration_s))
+            if raw_rounds["workers"]:
+                results["raw_reference"] = median_raw(raw_rounds["workers"])
+            if raw_rounds["policies"]:
+                results["raw_reference_policies"] = median_raw(raw_rounds["policies"])
         finally:
             azurite.stop()
     return results

@@ -43,7 +43,7 @@ from inference.cpu import available_cores
 from inference.errors import ConfigurationError, ServiceError
 from inference.settings import Settings
 
-from .batch import BatchProcessor, Outcome
+from .batch import AFTER_SUCCESS_POLICIES, BatchProcessor, Outcome
 from .logs import configure_logging
 from .storage import (
     STATUS_TAG,
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="model name (default MEDAI_BLOB_MODEL, else the default model)")
     parser.add_argument(
         "--after-success",
-        choices=("move", "tag", "keep"),
+        choices=AFTER_SUCCESS_POLICIES,
         help="what happens to inputs once recorded (default MEDAI_BLOB_AFTER_SUCCESS; 'keep' for a local folder)",
     )
     parser.add_argument(

@@ -98,6 +98,10 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+AFTER_SUCCESS_POLICIES = ("move", "tag", "keep")
+"""What may happen to an input once its record is written (``MEDAI_BLOB_AFTER_SUCCESS``)."""
+
+
 class BatchProcessor:
     """Processes one input at a time against a :class:`~service.storage.Store`.
 
@@ -118,6 +122,8 @@ class BatchProcessor:
         after_success: str = "move",
         audit: AuditTrail | None = None,
     ) -> None:
+        if after_success not in AFTER_SUCCESS_POLICIES:  # the store would otherwise move anything else
+            raise ValueError(f"after_success must be one of {', '.join(AFTER_SUCCESS_POLICIES)}, not {after_success!r}")
         self.engine = engine
         self.store = store
         self.model_name = model_name or engine.settings.models.default_model

@@ -309,43 +309,41 @@ def test_batch_policy_lines_are_rendered_and_the_target_stays_on_the_default_pol
     report = _synthetic_report()
     runs = report["batch"]["bench-resnet18"]
     runs["default_workers"] = 2
-    runs["policy_keep"] = {"workers": 2, "policy": "keep", "inputs": 10, "elapsed_s": 0.4, "images_per_s": 25.0}
+    runs["raw_reference"] = {"p50_ms": 40.0, "p99_ms": 45.0, "images_per_s": 25.0}
+    runs["raw_reference_policies"] = {"p50_ms": 50.0, "p99_ms": 55.0, "images_per_s": 20.0}
+    left = {"left_in_input": 10, "tagged": 0, "archived": 0}
+    runs["policy_move"] = {"workers": 2, "policy": "move", "inputs": 10, "elapsed_s": 0.5, "images_per_s": 20.0,
+                           "aftermath": {"left_in_input": 0, "tagged": 0, "archived": 10}}  # fmt: skip
+    runs["policy_keep"] = {"workers": 2, "policy": "keep", "inputs": 10, "elapsed_s": 0.4, "images_per_s": 25.0,
+                           "aftermath": left}  # fmt: skip
     targets = {t["id"]: t for t in compute_targets(report, "bench-resnet18")}
-    assert targets["batch_vs_raw"]["value"] == 0.8  # 20 img/s of the move run, not keep's 25, over raw 25
+    assert targets["batch_vs_raw"]["value"] == 0.8  # the first move run's 20 img/s over its block's raw 25
+    report["targets"] = list(targets.values())
     text = render(report)
-    assert "bench-resnet18   policy keep, 2 worker(s): 25.0 img/s (10 inputs, 0.40 s)   x raw 1.00" in text
-    assert "bench-resnet18   2 worker(s): 20.0 img/s" in text
+    assert "bench-resnet18   2 worker(s): 20.0 img/s (10 inputs, 1.00 s)   x raw 0.80" in text
+    assert "the policies side by side; raw pipeline in their window: 20.0 img/s" in text
+    assert "policy move, 2 worker(s): 20.0 img/s (10 inputs, 0.50 s)   x raw 1.00" in text
+    assert "policy keep, 2 worker(s): 25.0 img/s (10 inputs, 0.40 s)   x raw 1.25   Azurite used - cores   " \
+           "left 10 (tagged 0), archived 0" in text
+    assert "Targets (issue 8), ratios from this QUICK run" in text  # the synthetic report is a quick one
+    report["quick"] = False
+    assert "Targets (issue 8), ratios from this run\n" in render(report)
 
 
 @pytest.mark.integration
 @pytest.mark.azurite
-@pytest.mark.parametrize("policy", ["move", "tag", "keep"])
-def test_the_batch_benchmark_runs_each_policy_it_names(azurite, policy) -> None:
-    """The benchmark's staged processor applies the policy its report line names (bundled model,
-    real Azurite): what is left in the input and archive containers is that policy's."""
-    from azure.storage.blob import BlobServiceClient
+def test_the_batch_benchmark_runs_each_policy_it_names() -> None:
+    """measure_batch itself, on the bundled model and its own Azurite: what each run left in the input
+    and archive containers is the policy its report entry names."""
+    from bench.batch import measure_batch
+    from tests.conftest import DEFAULT_MODELS, read_input
 
-    from bench.batch import _process, _stage
-    from service.storage import STATUS_TAG
-    from tests.conftest import DEFAULT_MODELS, make_engine, make_settings, read_input
-
-    env = {"AzureWebJobsStorage": azurite.connection_string, "MEDAI_MODELS_DIR": str(DEFAULT_MODELS),
-           "MEDAI_BLOB_ARCHIVE_CONTAINER": f"bench-archive-{policy}",
-           "MEDAI_BLOB_RESULTS_CONTAINER": f"bench-results-{policy}"}  # fmt: skip
-    settings, engine = make_settings(**env), make_engine(**env)
-    client = BlobServiceClient.from_connection_string(azurite.connection_string)
-    body = read_input("real_CT_small.dcm")
-    container = f"bench-input-{policy}"
-    processor = _stage(client, settings, engine, settings.models.default_model, body, container, "run/", 2, policy)
-    summary = _process(processor, "run/", workers=2)
-    assert summary["processed"] == 2 and not summary["failed"]
-    left = {b.name: b.tags or {} for b in client.get_container_client(container).list_blobs(include=["tags"])}
-    archived = [b.name for b in client.get_container_client(f"bench-archive-{policy}").list_blobs()]
-    records = [b.name for b in client.get_container_client(f"bench-results-{policy}").list_blobs()]
-    assert len(records) == 2
-    if policy == "move":
-        assert left == {} and sorted(archived) == ["processed/run/image-00000.bin", "processed/run/image-00001.bin"]
-    else:
-        assert sorted(left) == ["run/image-00000.bin", "run/image-00001.bin"] and archived == []
-        expected = {STATUS_TAG: "processed"} if policy == "tag" else {}
-        assert all(tags == expected for tags in left.values())
+    results = measure_batch(DEFAULT_MODELS, "ct-tissue-seg", read_input("real_CT_small.dcm"), count=2,
+                            workers_list=(1,), policies=("tag", "keep"))  # fmt: skip
+    moved = {"left_in_input": 0, "tagged": 0, "archived": 2}
+    assert results["workers_1"]["policy"] == "move" and results["workers_1"]["aftermath"] == moved
+    assert results["policy_move"]["aftermath"] == moved
+    assert results["policy_tag"]["policy"] == "tag"
+    assert results["policy_tag"]["aftermath"] == {"left_in_input": 2, "tagged": 2, "archived": 0}
+    assert results["policy_keep"]["aftermath"] == {"left_in_input": 2, "tagged": 0, "archived": 0}
+    assert all(results[key]["summary"]["processed"] == 2 for key in ("workers_1", "policy_tag", "policy_keep"))

@@ -548,3 +548,12 @@ def test_refusals_recorded_without_reading_the_input_are_not_rewritten(azurite):
     keep.upload("r/big.dcm", read_input("real_CT_j2k_lossy_693.dcm"))  # a new version: recorded anew
     assert keep.processor.process("r/big.dcm").status == "processed"
     assert keep.names("errors") == ["r/empty.dcm.json"]
+
+
+@pytest.mark.requirement("REQ-FUNC-023")
+def test_an_unknown_after_success_policy_is_refused(shared_engine, azurite):
+    """The store moves anything that is not tag or keep, so a misspelt policy must not get that far."""
+    client = BlobServiceClient.from_connection_string(azurite.connection_string)
+    store = BlobStore(client, make_settings(**containers_env(azurite)).blob)
+    with pytest.raises(ValueError, match="after_success must be one of move, tag, keep, not 'kep'"):
+        BatchProcessor(shared_engine, store, after_success="kep")
