@@ -82,7 +82,7 @@ def _synthetic_report() -> dict:
     return {
         "schema": SCHEMA,
         "created": "2026-12-03T00:00:00Z",
-        "quick": True,
+        "quick": False,
         "machine": {"cpu_model": "x", "cpu_count": 2, "cpu_affinity": 2, "python": "3.11", "onnxruntime": "1",
                     "load_average": [0.0, 0.0, 0.0], "git_commit": "abc"},  # fmt: skip
         "config": {},
@@ -188,7 +188,7 @@ def test_publish_refuses_a_quick_or_broken_report_and_keeps_a_full_one(tmp_path,
     report = _synthetic_report()
     report["targets"] = compute_targets(report, "bench-resnet18")
     quick = tmp_path / "quick.json"
-    quick.write_text(json.dumps(report))
+    quick.write_text(json.dumps({**report, "quick": True}))
     assert cli.publish(quick) == 2 and not target.exists()
     broken = tmp_path / "broken.json"
     broken.write_text(json.dumps({**report, "quick": False, "machine": {}}))
@@ -309,25 +309,44 @@ def test_batch_policy_lines_are_rendered_and_the_target_stays_on_the_default_pol
     report = _synthetic_report()
     runs = report["batch"]["bench-resnet18"]
     runs["default_workers"] = 2
+    runs["workers_2"].update(policy="move", aftermath={"left_in_input": 0, "tagged": 0, "archived": 10})
     runs["raw_reference"] = {"p50_ms": 40.0, "p99_ms": 45.0, "images_per_s": 25.0}
     runs["raw_reference_policies"] = {"p50_ms": 50.0, "p99_ms": 55.0, "images_per_s": 20.0}
-    left = {"left_in_input": 10, "tagged": 0, "archived": 0}
-    runs["policy_move"] = {"workers": 2, "policy": "move", "inputs": 10, "elapsed_s": 0.5, "images_per_s": 20.0,
+    runs["policy_move"] = {"workers": 2, "policy": "move", "inputs": 10, "elapsed_s": 0.45, "images_per_s": 22.0,
                            "aftermath": {"left_in_input": 0, "tagged": 0, "archived": 10}}  # fmt: skip
     runs["policy_keep"] = {"workers": 2, "policy": "keep", "inputs": 10, "elapsed_s": 0.4, "images_per_s": 25.0,
-                           "aftermath": left}  # fmt: skip
+                           "aftermath": {"left_in_input": 10, "tagged": 0, "archived": 0}}  # fmt: skip
     targets = {t["id"]: t for t in compute_targets(report, "bench-resnet18")}
-    assert targets["batch_vs_raw"]["value"] == 0.8  # the first move run's 20 img/s over its block's raw 25
+    # the first block's move run (20 img/s) over that block's raw reference (25), not the repeat (22)
+    # or keep (25), and not over the policies' raw reference (20)
+    assert targets["batch_vs_raw"]["value"] == 0.8 and targets["batch_vs_raw"]["met"] is False
     report["targets"] = list(targets.values())
     text = render(report)
-    assert "bench-resnet18   2 worker(s): 20.0 img/s (10 inputs, 1.00 s)   x raw 0.80" in text
+    assert "bench-resnet18   2 worker(s): 20.0 img/s (10 inputs, 1.00 s)   x raw 0.80   Azurite used - cores   " \
+           "left 0 (tagged 0), archived 10" in text
     assert "the policies side by side; raw pipeline in their window: 20.0 img/s" in text
-    assert "policy move, 2 worker(s): 20.0 img/s (10 inputs, 0.50 s)   x raw 1.00" in text
+    assert "policy move, 2 worker(s): 22.0 img/s (10 inputs, 0.45 s)   x raw 1.10" in text
     assert "policy keep, 2 worker(s): 25.0 img/s (10 inputs, 0.40 s)   x raw 1.25   Azurite used - cores   " \
            "left 10 (tagged 0), archived 0" in text
-    assert "Targets (issue 8), ratios from this QUICK run" in text  # the synthetic report is a quick one
-    report["quick"] = False
-    assert "Targets (issue 8), ratios from this run\n" in render(report)
+    # a default-worker run that recorded another policy is no measurement of the target
+    runs["workers_2"]["policy"] = "keep"
+    targets = {t["id"]: t for t in compute_targets(report, "bench-resnet18")}
+    assert targets["batch_vs_raw"]["value"] is None and targets["batch_vs_raw"]["met"] is None
+    report["targets"] = list(targets.values())
+    assert "bench-resnet18   policy keep, 2 worker(s): 20.0 img/s" in render(report)
+
+
+def test_a_quick_run_keeps_its_ratios_and_gives_no_verdict() -> None:
+    report = {**_synthetic_report(), "quick": True}
+    targets = compute_targets(report, "bench-resnet18")
+    by_id = {t["id"]: t for t in targets}
+    assert by_id["throughput_c16_vs_peer"]["value"] == 1.25  # the same ratios as a full run's
+    assert all(t["met"] is None and t["quick"] for t in targets)
+    report["targets"] = targets
+    text = render(report)
+    assert "Targets (issue 8), ratios from this QUICK run" in text
+    assert "[ quick run  ] throughput_c16_vs_peer" in text and "MET" not in text.split("QUICK run")[1]
+    assert validate_report(report) == []
 
 
 @pytest.mark.integration
@@ -338,12 +357,20 @@ def test_the_batch_benchmark_runs_each_policy_it_names() -> None:
     from bench.batch import measure_batch
     from tests.conftest import DEFAULT_MODELS, read_input
 
+    from service.backfill import DEFAULT_WORKERS
+
     results = measure_batch(DEFAULT_MODELS, "ct-tissue-seg", read_input("real_CT_small.dcm"), count=2,
-                            workers_list=(1,), policies=("tag", "keep"))  # fmt: skip
+                            raw_duration_s=0.1)  # fmt: skip
     moved = {"left_in_input": 0, "tagged": 0, "archived": 2}
-    assert results["workers_1"]["policy"] == "move" and results["workers_1"]["aftermath"] == moved
+    workers = [f"workers_{n}" for n in (DEFAULT_WORKERS, 1, 2 * DEFAULT_WORKERS)]
+    assert results["default_workers"] == DEFAULT_WORKERS
+    for key in workers:  # the target's block, the default worker count among it: the default policy
+        assert results[key]["policy"] == "move" and results[key]["aftermath"] == moved
     assert results["policy_move"]["aftermath"] == moved
+    # a raw round before each run and one after each block, each block with its own reference
+    assert len(results["raw_reference"]["rounds"]) == len(workers) + 1
+    assert len(results["raw_reference_policies"]["rounds"]) == 3 + 1
     assert results["policy_tag"]["policy"] == "tag"
     assert results["policy_tag"]["aftermath"] == {"left_in_input": 2, "tagged": 2, "archived": 0}
     assert results["policy_keep"]["aftermath"] == {"left_in_input": 2, "tagged": 0, "archived": 0}
-    assert all(results[key]["summary"]["processed"] == 2 for key in ("workers_1", "policy_tag", "policy_keep"))
+    assert all(results[key]["summary"]["processed"] == 2 for key in (*workers, "policy_tag", "policy_keep"))
