@@ -209,7 +209,8 @@ def measure_batch(
             raw_rounds: dict[str, list[dict[str, Any]]] = {"workers": [], "policies": []}
             for index, (block, key, workers, policy) in enumerate(runs):
                 if raw_pipeline is not None and raw_duration_s:
-                    raw_rounds[block].append(raw_pipeline.measure(duration_s=raw_duration_s))
+                    raw_round = raw_pipeline.measure(duration_s=raw_duration_s)
+                    raw_rounds[block].append({**raw_round, "around": f"before {key}"})
                 prefix = f"run-{key}/"
                 container = f"bench-input-{key}".replace("_", "-")
                 processor = _stage(client, settings, engine, model, body, container, prefix, count, policy)
@@ -230,7 +231,8 @@ def measure_batch(
                 }
                 last_of_block = index + 1 == len(runs) or runs[index + 1][0] != block
                 if raw_pipeline is not None and raw_duration_s and last_of_block:
-                    raw_rounds[block].append(raw_pipeline.measure(duration_s=raw_duration_s))
+                    raw_round = raw_pipeline.measure(duration_s=raw_duration_s)
+                    raw_rounds[block].append({**raw_round, "around": f"after {key}"})
             if raw_rounds["workers"]:
                 results["raw_reference"] = median_raw(raw_rounds["workers"])
             if raw_rounds["policies"]:

@@ -136,5 +136,6 @@ def median_raw(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "p50_ms": round(median(r["p50_ms"] for r in rounds), 3),
         "p99_ms": round(median(r["p99_ms"] for r in rounds), 3),
         "images_per_s": round(median(r["images_per_s"] for r in rounds), 3),
-        "rounds": [{k: r[k] for k in ("n", "p50_ms", "p99_ms", "images_per_s")} for r in rounds],
+        # "around": which timed run a round was taken next to, where the caller says (the batch section)
+        "rounds": [{k: r[k] for k in ("n", "p50_ms", "p99_ms", "images_per_s", "around") if k in r} for r in rounds],
     }

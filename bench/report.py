@@ -207,8 +207,12 @@ def compute_targets(report: dict[str, Any], primary: str) -> list[dict[str, Any]
     batch = report.get("batch", {}).get(primary, {})
     default_workers = batch.get(f"workers_{batch.get('default_workers', 2)}", {})
     raw_batch = batch.get("raw_reference") or raw
-    # The target is the default policy's figure; a run that recorded another is no measurement of it.
-    on_default = default_workers.get("policy", "move") == "move"
+    # The target is the default policy's figure: a run that recorded another policy, or left what a move
+    # does not leave (inputs in place, fewer archived than processed), is no measurement of it.
+    left = default_workers.get("aftermath")
+    on_default = default_workers.get("policy") == "move" and (
+        left is None or (left["left_in_input"] == 0 and left["archived"] == default_workers.get("inputs"))
+    )
     targets.append(_target(
         "batch_vs_raw", "blob batch path (backfill, default workers, policy move) >= 0.9x the raw pipeline's images/s",
         primary,
@@ -393,9 +397,12 @@ def render(report: dict[str, Any]) -> str:
     else:
         lines.append("Targets (issue 8), ratios from this run")
     for target in report["targets"]:
-        verdict = "quick run" if target.get("quick") else {True: "MET", False: "NOT MET", None: "not measured"}[
-            target["met"]
-        ]
+        if target["value"] is None:
+            verdict = "not measured"
+        else:
+            verdict = "quick run" if target.get("quick") else {True: "MET", False: "NOT MET", None: "not measured"}[
+                target["met"]
+            ]
         lines.append(
             f"  [{verdict:^12}] {target['id']:<28} {_fmt(target['value'], 3):>8} {target['op']} "
             f"{target['threshold']:<5} ({target['model']}): {target['description']}"

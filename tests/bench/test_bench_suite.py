@@ -93,7 +93,8 @@ def _synthetic_report() -> dict:
             "service": {model: {"c1": _point(24.0, 41.0, 50.0), "c16": _point(30.0, 500.0, 700.0)}},
             "peer": {model: {"c1": _point(24.0, 40.0, 45.0), "c16": _point(24.0, 600.0, 3000.0)}},
         },
-        "batch": {model: {"workers_2": {"workers": 2, "inputs": 10, "elapsed_s": 1.0, "images_per_s": 20.0}}},
+        "batch": {model: {"workers_2": {"workers": 2, "policy": "move", "inputs": 10, "elapsed_s": 1.0,
+                                        "images_per_s": 20.0}}},  # fmt: skip
         "cold_start": {model: {"service_median_s": 1.0, "bare_median_s": 0.6}},
         "memory": {"service": {"model": "bench-unet", "requests": 1000, "baseline_rss_kb": 1000,
                                "final_rss_kb": 1060, "growth_percent": 6.0, "max_growth_percent": 7.0,
@@ -328,12 +329,20 @@ def test_batch_policy_lines_are_rendered_and_the_target_stays_on_the_default_pol
     assert "policy move, 2 worker(s): 22.0 img/s (10 inputs, 0.45 s)   x raw 1.10" in text
     assert "policy keep, 2 worker(s): 25.0 img/s (10 inputs, 0.40 s)   x raw 1.25   Azurite used - cores   " \
            "left 10 (tagged 0), archived 0" in text
-    # a default-worker run that recorded another policy is no measurement of the target
+    # a default-worker run that recorded another policy, none, or left what a move does not leave is
+    # no measurement of the target
+    for change in ({"policy": "keep"}, {"policy": None},
+                   {"aftermath": {"left_in_input": 10, "tagged": 0, "archived": 0}},
+                   {"aftermath": {"left_in_input": 0, "tagged": 0, "archived": 9}}):  # fmt: skip
+        changed = json.loads(json.dumps(report))
+        changed["batch"]["bench-resnet18"]["workers_2"].update(change)
+        target = {t["id"]: t for t in compute_targets(changed, "bench-resnet18")}["batch_vs_raw"]
+        assert target["value"] is None and target["met"] is None, change
     runs["workers_2"]["policy"] = "keep"
-    targets = {t["id"]: t for t in compute_targets(report, "bench-resnet18")}
-    assert targets["batch_vs_raw"]["value"] is None and targets["batch_vs_raw"]["met"] is None
-    report["targets"] = list(targets.values())
-    assert "bench-resnet18   policy keep, 2 worker(s): 20.0 img/s" in render(report)
+    report["targets"] = compute_targets(report, "bench-resnet18")
+    text = render(report)
+    assert "bench-resnet18   policy keep, 2 worker(s): 20.0 img/s" in text
+    assert "[not measured] batch_vs_raw" in text
 
 
 def test_a_quick_run_keeps_its_ratios_and_gives_no_verdict() -> None:
@@ -347,6 +356,9 @@ def test_a_quick_run_keeps_its_ratios_and_gives_no_verdict() -> None:
     assert "Targets (issue 8), ratios from this QUICK run" in text
     assert "[ quick run  ] throughput_c16_vs_peer" in text and "MET" not in text.split("QUICK run")[1]
     assert validate_report(report) == []
+    del report["http"]["peer"]  # a section a quick run skipped: not measured, not "quick run"
+    report["targets"] = compute_targets(report, "bench-resnet18")
+    assert "[not measured] throughput_c16_vs_peer" in render(report)
 
 
 @pytest.mark.integration
@@ -367,9 +379,12 @@ def test_the_batch_benchmark_runs_each_policy_it_names() -> None:
     for key in workers:  # the target's block, the default worker count among it: the default policy
         assert results[key]["policy"] == "move" and results[key]["aftermath"] == moved
     assert results["policy_move"]["aftermath"] == moved
-    # a raw round before each run and one after each block, each block with its own reference
-    assert len(results["raw_reference"]["rounds"]) == len(workers) + 1
-    assert len(results["raw_reference_policies"]["rounds"]) == 3 + 1
+    # a raw round before each run and one after each block, each block's reference from its own rounds
+    policies = ["policy_move", "policy_tag", "policy_keep"]
+    assert [r["around"] for r in results["raw_reference"]["rounds"]] == [
+        *(f"before {key}" for key in workers), f"after {workers[-1]}"]
+    assert [r["around"] for r in results["raw_reference_policies"]["rounds"]] == [
+        *(f"before {key}" for key in policies), f"after {policies[-1]}"]
     assert results["policy_tag"]["policy"] == "tag"
     assert results["policy_tag"]["aftermath"] == {"left_in_input": 2, "tagged": 2, "archived": 0}
     assert results["policy_keep"]["aftermath"] == {"left_in_input": 2, "tagged": 0, "archived": 0}
