@@ -336,6 +336,11 @@ class StorageConnection:
         )
 
 
+AfterSuccess = Literal["move", "tag", "keep"]
+AFTER_SUCCESS_POLICIES: tuple[str, ...] = get_args(AfterSuccess)
+"""What may happen to a blob input once its record is written (``MEDAI_BLOB_AFTER_SUCCESS``)."""
+
+
 @dataclass(frozen=True)
 class BlobSettings:
     """The blob-triggered batch path."""
@@ -361,7 +366,7 @@ class BlobSettings:
         "Container inputs are moved to when done (`processed/` and `failed/` prefixes).",
         "inference-archive",
     )
-    after_success: Literal["move", "tag", "keep"] = _s(
+    after_success: AfterSuccess = _s(
         "MEDAI_BLOB_AFTER_SUCCESS",
         "What happens to an input once its result or error record is written: `move` to the archive container "
         "(lets the KEDA blob scaler scale to zero), `tag` with `medai-status` `processed` or `failed`, or `keep`; with "

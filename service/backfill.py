@@ -41,9 +41,9 @@ from typing import Any
 
 from inference.cpu import available_cores
 from inference.errors import ConfigurationError, ServiceError
-from inference.settings import Settings
+from inference.settings import AFTER_SUCCESS_POLICIES, Settings
 
-from .batch import AFTER_SUCCESS_POLICIES, BatchProcessor, Outcome
+from .batch import BatchProcessor, Outcome
 from .logs import configure_logging
 from .storage import (
     STATUS_TAG,

@@ -55,6 +55,7 @@ from inference.errors import (
     ServiceError,
     problem_details,
 )
+from inference.settings import AFTER_SUCCESS_POLICIES
 from security.audit import AuditTrail
 from security.phi import opaque_ref
 
@@ -96,10 +97,6 @@ class Outcome:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-AFTER_SUCCESS_POLICIES = ("move", "tag", "keep")
-"""What may happen to an input once its record is written (``MEDAI_BLOB_AFTER_SUCCESS``)."""
 
 
 class BatchProcessor:
