@@ -399,10 +399,10 @@ def render(report: dict[str, Any]) -> str:
     for target in report["targets"]:
         if target["value"] is None:
             verdict = "not measured"
+        elif target.get("quick"):
+            verdict = "quick run"
         else:
-            verdict = "quick run" if target.get("quick") else {True: "MET", False: "NOT MET", None: "not measured"}[
-                target["met"]
-            ]
+            verdict = "MET" if target["met"] else "NOT MET"
         lines.append(
             f"  [{verdict:^12}] {target['id']:<28} {_fmt(target['value'], 3):>8} {target['op']} "
             f"{target['threshold']:<5} ({target['model']}): {target['description']}"
