@@ -90,25 +90,14 @@ def prepare_frame(
     frame = image.frame(frame_index)
     voi: dict[str, Any] | None = None
     if spec.intensity == "modality":
-        values = frame.astype(np.float32, copy=True)
+        values = frame.astype(np.float32, copy=False)  # only read: the planes are new buffers
     else:
         values, voi = display_values(image, frame, spec)
 
     values = _adapt_channels(values, spec.channels)
     target = (spec.size[0], spec.size[1]) if spec.size else (fixed_hw[0] or image.rows, fixed_hw[1] or image.columns)
-    if target != (values.shape[0], values.shape[1]):
-        values = _resize(values, target, spec.resize)
-
-    if spec.intensity == "display" and spec.value_range != (0.0, 1.0):
-        low, high = spec.value_range
-        values = values * np.float32(high - low) + np.float32(low)
-    mean = np.asarray(spec.mean, dtype=np.float32)
-    std = np.asarray(spec.std, dtype=np.float32)
-    if np.any(mean != 0) or np.any(std != 1):
-        values = (values - mean) / std
-
-    tensor = _to_layout(values, spec.layout)
-    tensor = _cast(tensor, spec.dtype)
+    planes = _planes(values, target, spec)
+    tensor = _cast(_to_layout(planes, spec.layout), spec.dtype)
     return PreparedFrame(
         frame=frame_index,
         tensor=tensor,
@@ -148,7 +137,8 @@ def display_values(image: DecodedImage, frame: np.ndarray, spec: InputSpec) -> t
     """
     if not image.has_modality_values:
         scale = np.float32(1.0 / image.full_scale) if image.full_scale else np.float32(1.0)
-        return np.clip(frame * scale, 0.0, 1.0).astype(np.float32, copy=False), None
+        values = frame * scale
+        return np.clip(values, 0.0, 1.0, out=values).astype(np.float32, copy=False), None
 
     window: Window | None = None
     manifest_window = spec.window
@@ -211,31 +201,56 @@ def _adapt_channels(values: np.ndarray, channels: int) -> np.ndarray:
     return np.repeat(values, channels, axis=2)
 
 
-def _resize(values: np.ndarray, size: tuple[int, int], method: str) -> np.ndarray:
+def _planes(values: np.ndarray, size: tuple[int, int], spec: InputSpec) -> np.ndarray:
+    """Steps 3 and 4, one channel at a time, into one new (channels, height, width) float32 buffer.
+
+    Each channel is resized (if its size differs) and scaled straight into its plane of the
+    buffer, so no whole-image temporary is made for either step. The arithmetic is the same,
+    element by element, as applying each step to the whole image (float32 throughout).
+    """
     height, width = size
-    resample = _RESAMPLE[method]
-    planes = [
-        np.asarray(
-            Image.fromarray(np.ascontiguousarray(values[:, :, c], dtype=np.float32), mode="F").resize(
-                (width, height), resample
-            ),
-            dtype=np.float32,
-        )
-        for c in range(values.shape[2])
-    ]
-    return np.stack(planes, axis=2)
+    channels = values.shape[2]
+    planes = np.empty((channels, height, width), dtype=np.float32)
+    resize = (height, width) != (values.shape[0], values.shape[1])
+    ranged = spec.intensity == "display" and spec.value_range != (0.0, 1.0)
+    low, high = spec.value_range
+    mean = np.asarray(spec.mean, dtype=np.float32)
+    std = np.asarray(spec.std, dtype=np.float32)
+    normalise = bool(np.any(mean != 0) or np.any(std != 1))
+    for c in range(channels):
+        plane = planes[c]
+        source = values[:, :, c]
+        if resize:
+            source = _resize_plane(source, (width, height), spec.resize)
+        if ranged:
+            np.multiply(source, np.float32(high - low), out=plane)
+            np.add(plane, np.float32(low), out=plane)
+            source = plane
+        if normalise:
+            np.subtract(source, mean[c], out=plane)
+            np.divide(plane, std[c], out=plane)
+        elif source is not plane:
+            np.copyto(plane, source)
+    return planes
 
 
-def _to_layout(values: np.ndarray, layout: str) -> np.ndarray:
+def _resize_plane(plane: np.ndarray, size: tuple[int, int], method: str) -> np.ndarray:
+    """One channel resized by Pillow in float (mode ``F``) to ``size`` (width, height)."""
+    image = Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32), mode="F")
+    return np.asarray(image.resize(size, _RESAMPLE[method]), dtype=np.float32)
+
+
+def _to_layout(planes: np.ndarray, layout: str) -> np.ndarray:
+    """From (channels, height, width) to the manifest's layout."""
     if layout == "NCHW":
-        return np.ascontiguousarray(values.transpose(2, 0, 1)[np.newaxis])
-    if layout == "NHWC":
-        return np.ascontiguousarray(values[np.newaxis])
+        return planes[np.newaxis]
     if layout == "CHW":
-        return np.ascontiguousarray(values.transpose(2, 0, 1))
+        return planes
+    if layout == "NHWC":
+        return np.ascontiguousarray(planes.transpose(1, 2, 0)[np.newaxis])
     if layout == "HWC":
-        return np.ascontiguousarray(values)
-    return np.ascontiguousarray(values[:, :, 0])  # HW
+        return np.ascontiguousarray(planes.transpose(1, 2, 0))
+    return planes[0]  # HW: one channel (the manifest allows no other)
 
 
 def _cast(tensor: np.ndarray, dtype: str) -> np.ndarray:

@@ -215,3 +215,42 @@ def test_the_content_decides_not_the_declared_type():
     assert sniff.sniff_media_type(read_input("real_CT_small.dcm"), "image/png") == sniff.DICOM
     assert sniff.sniff_media_type(read_input("gray_ok_64.jpg"), "application/dicom") == sniff.JPEG
     assert sniff.sniff_media_type(read_input("png_16bit_ramp.png"), None) == sniff.PNG
+
+
+@pytest.mark.requirement("REQ-FUNC-011")
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC", "CHW", "HWC"])
+@pytest.mark.parametrize("value_range", [(0.0, 1.0), (-1.0, 1.0)])
+def test_each_layout_and_range_matches_the_whole_image_computation(layout, value_range):
+    # The service scales and resizes one channel at a time into the model's buffer. Here each step
+    # is applied to the whole image with numpy and Pillow, in the order of the module docstring;
+    # float32 throughout, so the two must agree bit for bit.
+    from inference.decode import decode
+    from inference.manifest import InputSpec
+    from inference.preprocess import prepare_frame
+    from inference.settings import ImagingSettings, LimitSettings
+
+    rng = np.random.default_rng(11)
+    pixels = rng.integers(0, 256, size=(37, 41, 3), dtype=np.uint8)
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    spec = InputSpec(
+        name="x", layout=layout, channels=3, size=(16, 24), resize="bilinear",
+        value_range=value_range, mean=mean, std=std,
+    )
+    image = decode(png_bytes(Image.fromarray(pixels, "RGB")), limits=LimitSettings(), imaging=ImagingSettings())
+    tensor = prepare_frame(image, 0, spec, (None, None)).tensor
+
+    values = np.clip(pixels.astype(np.float32) * np.float32(1 / 255), 0, 1)
+    planes = [
+        np.asarray(Image.fromarray(np.ascontiguousarray(values[:, :, c]), "F").resize((24, 16), Image.BILINEAR))
+        for c in range(3)
+    ]
+    expected = np.stack(planes, axis=2)
+    low, high = value_range
+    if value_range != (0.0, 1.0):
+        expected = expected * np.float32(high - low) + np.float32(low)
+    expected = (expected - np.float32(mean)) / np.float32(std)
+    expected = {"NCHW": expected.transpose(2, 0, 1)[None], "CHW": expected.transpose(2, 0, 1)}.get(
+        layout, expected[None] if layout == "NHWC" else expected
+    )
+    assert tensor.dtype == np.float32 and tensor.shape == expected.shape
+    np.testing.assert_array_equal(tensor, expected)
