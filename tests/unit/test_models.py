@@ -19,6 +19,7 @@ from onnx import numpy_helper
 from inference.engine import InferenceEngine, PredictOptions
 from inference.errors import ConfigurationError, ModelIntegrityError, ModelLoadError, ModelNotFound, ServiceError
 from inference.manifest import load_manifest
+from inference import models as models_module
 from inference.models import ModelRegistry
 from tests.conftest import DEFAULT_MODELS, INPUTS, TEST_MODELS, make_engine, make_settings, read_input
 from tests.helpers import class_counts, output_tensor
@@ -122,6 +123,32 @@ def test_tampered_model_file_refuses_to_load(tmp_path):
     models = copy_models(tmp_path, "identity-gray")
     with (models / "identity-gray" / "model.onnx").open("ab") as handle:
         handle.write(b"\x00")
+    with pytest.raises(ModelIntegrityError):
+        make_engine(MEDAI_MODELS_DIR=str(models)).registry.get("identity-gray")
+
+
+@pytest.mark.requirement("REQ-SEC-010", "REQ-PERF-007")
+@pytest.mark.parametrize("size", [0, 1, 4095, 4096, 4097, 3 * 4096 + 17])
+def test_streamed_file_digest_is_the_sha256_of_the_whole_file(tmp_path, monkeypatch, size):
+    """The model and graph checks hash files in steps; every step boundary gives hashlib's digest."""
+    monkeypatch.setattr(models_module, "HASH_CHUNK_BYTES", 4096)
+    path = tmp_path / "blob"
+    path.write_bytes(np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes())
+    assert models_module.sha256_file(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.requirement("REQ-SEC-010")
+def test_a_byte_changed_after_the_first_hashing_step_refuses_the_model(tmp_path, monkeypatch):
+    """A model file spanning several hashing steps: a change in its last step is still caught."""
+    monkeypatch.setattr(models_module, "HASH_CHUNK_BYTES", 16)
+    models = copy_models(tmp_path, "identity-gray")
+    model_file = models / "identity-gray" / "model.onnx"
+    assert model_file.stat().st_size > 3 * 16
+    make_engine(MEDAI_MODELS_DIR=str(models)).registry.get("identity-gray")  # intact: loads
+
+    data = bytearray(model_file.read_bytes())
+    data[-1] ^= 0x01  # the last byte, far past the first step
+    model_file.write_bytes(bytes(data))
     with pytest.raises(ModelIntegrityError):
         make_engine(MEDAI_MODELS_DIR=str(models)).registry.get("identity-gray")
 
