@@ -220,11 +220,12 @@ def run(args: argparse.Namespace) -> int:
             except (RuntimeError, TimeoutError) as err:
                 failures.append(f"batch {model}: {err}")
 
+    cold_models = [m for m in (DEFAULT_NAME, PRIMARY) if m in models]  # what the cold-start section measures
     if "coldstart" in sections:
         from .coldstart import measure_cold_start
 
         result["cold_start"] = {}
-        for model in [m for m in (DEFAULT_NAME, PRIMARY) if m in models]:
+        for model in cold_models:
             _log(f"cold start: {model}, {profile['cold_repeats']} repeats (+1 discarded)")
             wl = workloads[model]
             result["cold_start"][model] = measure_cold_start(
@@ -246,7 +247,9 @@ def run(args: argparse.Namespace) -> int:
     result["cpu_usage"] = rep.cpu_usage(cpu_start, rep.cpu_snapshot())
     result["elapsed_s"] = round(time.perf_counter() - started, 1)
     result["failures"] = failures
-    result["targets"] = rep.compute_targets(result, PRIMARY)
+    result["targets"] = rep.compute_targets(
+        result, PRIMARY, cold_start_models=cold_models, memory_model=UNET_NAME if UNET_NAME in models else None
+    )
     problems = rep.validate_report(result)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

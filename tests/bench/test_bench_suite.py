@@ -291,6 +291,24 @@ def test_the_bare_minimum_gets_the_library_defaults_the_service_sets(tmp_path, m
     assert seen.read_text() == expected
 
 
+def test_targets_of_skipped_sections_are_listed_as_not_measured() -> None:
+    """``--skip coldstart --skip memory``: their targets stay in the table, each saying 'not measured'."""
+    report = _synthetic_report()
+    measured = {t["id"] for t in compute_targets(report, "bench-resnet18")}
+    del report["cold_start"], report["memory"]
+    targets = compute_targets(report, "bench-resnet18", cold_start_models=["ct-tissue-seg", "bench-resnet18"],
+                              memory_model="bench-unet")  # fmt: skip
+    by_id = {t["id"]: t for t in targets}
+    assert measured <= set(by_id) and {"cold_start_ct-tissue-seg", "rss_growth"} <= set(by_id)
+    for tid in ("cold_start_ct-tissue-seg", "cold_start_bench-resnet18", "rss_growth"):
+        assert by_id[tid]["value"] is None and by_id[tid]["met"] is None
+    report["targets"] = targets
+    text = render(report)
+    for tid in ("cold_start_ct-tissue-seg", "cold_start_bench-resnet18", "rss_growth"):
+        assert f"[not measured] {tid}" in text
+    assert validate_report(report) == []
+
+
 def test_skipped_sections_print_no_headings() -> None:
     """``--skip raw --skip http`` (what checking the cold starts alone runs): those headings go too."""
     report = _synthetic_report()
