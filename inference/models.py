@@ -65,10 +65,10 @@ HASH_CHUNK_BYTES = 8 << 20
 def sha256_file(path: Path) -> str:
     """sha256 of a file, hex, streamed through one reused buffer (the file is never held whole).
 
-    Each step reads and hashes ``HASH_CHUNK_BYTES`` without the interpreter lock and takes the lock
-    back once. A start-up hashes the model and its cached graph while the main thread imports, and
-    every retake of the lock can wait a switch interval (5 ms) for those imports; with
-    ``hashlib.file_digest``'s 256 KiB steps that was some 360 waits per 47 MB file.
+    Each step reads and then hashes ``HASH_CHUNK_BYTES`` without the interpreter lock, taking the lock
+    back after each. A start-up hashes the model and its cached graph while the main thread imports,
+    and every retake of the lock can wait a switch interval (5 ms) for those imports: 12 retakes per
+    47 MB file here, against 360 with ``hashlib.file_digest``'s 256 KiB steps.
     """
     digest = hashlib.sha256()
     buffer = bytearray(HASH_CHUNK_BYTES)
