@@ -234,19 +234,14 @@ def compute_targets(
             ratio(cold.get("service_median_s"), cold.get("bare_median_s")), "<=", 2.0,
             {"service_s": cold.get("service_median_s"), "bare_s": cold.get("bare_median_s")},
         ))  # fmt: skip
-    memory = report.get("memory", {}).get("service")
-    if not memory and memory_model:
-        requests = report.get("config", {}).get("memory_requests", "N")
+    memory = report.get("memory", {}).get("service") or {}
+    if memory or memory_model:  # measured, or a section that would have measured it was skipped
+        requests = memory.get("requests", report.get("config", {}).get("memory_requests", "N"))
         targets.append(_target(
             "rss_growth", f"service RSS growth after warm-up < 5% over {requests} varying-size requests",
-            memory_model, None, "<", 5.0, {},
-        ))  # fmt: skip
-    if memory:
-        targets.append(_target(
-            "rss_growth", f"service RSS growth after warm-up < 5% over {memory['requests']} varying-size requests",
-            memory["model"], memory["growth_percent"], "<", 5.0,
-            {"baseline_kb": memory["baseline_rss_kb"], "final_kb": memory["final_rss_kb"],
-             "max_growth_percent": memory["max_growth_percent"]},
+            memory.get("model", memory_model), memory.get("growth_percent"), "<", 5.0,
+            {"baseline_kb": memory.get("baseline_rss_kb"), "final_kb": memory.get("final_rss_kb"),
+             "max_growth_percent": memory.get("max_growth_percent")},
         ))  # fmt: skip
     if report.get("quick"):  # shorter runs and fewer inputs: the ratios are kept, the verdicts are not
         for target in targets:
